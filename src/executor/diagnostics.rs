@@ -1,0 +1,151 @@
+//! What a connector said about itself: the tail of its logs and the first TRACE ERROR.
+//!
+//! Owns [`Diagnostics`] (shared by a backend's output pumps) and [`LogTail`] (what an
+//! error carries). Every connector log line also becomes a `tracing` event here, in
+//! one place, with the connector's name as a field.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use memchr::memmem;
+
+use crate::protocol::{
+    AirbyteErrorTraceMessage, LogLevel, Payload, TraceType, parse_message,
+};
+
+/// Lines kept for errors.
+const TAIL_LINES: usize = 20;
+/// Longest line kept, in characters; the rest is cut.
+const TAIL_LINE_CHARS: usize = 1000;
+
+/// The last log lines of a connector, carried by every [`super::ExecutorError`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogTail(pub Vec<String>);
+
+impl LogTail {
+    /// Whether no line was kept.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for LogTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("\n  (the connector logged nothing)");
+        }
+        f.write_str("\n  last log lines:")?;
+        for line in &self.0 {
+            write!(f, "\n    | {line}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tail: VecDeque<String>,
+    trace_error: Option<AirbyteErrorTraceMessage>,
+}
+
+/// A connector's log tail and first TRACE ERROR, shared between the tasks that read
+/// its output and the one that reports its exit.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    connector: Arc<str>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Diagnostics {
+    /// Empty diagnostics for `connector`.
+    pub fn new(connector: &str) -> Self {
+        Self { connector: connector.into(), inner: Arc::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means another pump panicked mid-push; the data is fine.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn push(&self, line: String) {
+        let mut line = line;
+        if line.chars().count() > TAIL_LINE_CHARS {
+            line = line.chars().take(TAIL_LINE_CHARS).collect::<String>() + "…";
+        }
+        let mut inner = self.lock();
+        if inner.tail.len() == TAIL_LINES {
+            inner.tail.pop_front();
+        }
+        inner.tail.push_back(line);
+    }
+
+    /// A diagnostic text line (stderr, a component's log call).
+    pub fn note(&self, line: impl Into<String>) {
+        let line = line.into();
+        let line = line.trim_end();
+        if line.is_empty() {
+            return;
+        }
+        tracing::debug!(connector = %self.connector, "{line}");
+        self.push(line.to_owned());
+    }
+
+    /// A line of protocol output. LOG and TRACE messages and non-JSON text are kept;
+    /// records and states are not looked at beyond a substring search.
+    pub fn note_protocol_line(&self, line: &[u8]) {
+        let first = line.iter().find(|b| !b.is_ascii_whitespace());
+        match first {
+            None => {}
+            Some(b'{') => {
+                if memmem::find(line, b"\"LOG\"").is_some() || memmem::find(line, b"\"TRACE\"").is_some() {
+                    if let Ok(message) = parse_message(line) {
+                        self.note_message(&message.payload);
+                    }
+                }
+            }
+            Some(_) => self.note(String::from_utf8_lossy(line)),
+        }
+    }
+
+    /// Keeps what a parsed message says about the connector's health.
+    pub fn note_message(&self, payload: &Payload) {
+        match payload {
+            Payload::Log(log) => {
+                let text = format!("{} {}", log.level.as_str(), log.message);
+                match log.level {
+                    LogLevel::Fatal | LogLevel::Error => {
+                        tracing::warn!(connector = %self.connector, "{}", log.message)
+                    }
+                    LogLevel::Warn => tracing::info!(connector = %self.connector, "{}", log.message),
+                    _ => tracing::debug!(connector = %self.connector, "{}", log.message),
+                }
+                self.push(text);
+            }
+            Payload::Trace(trace) if trace.trace_type == TraceType::Error => {
+                if let Some(error) = &trace.error {
+                    tracing::warn!(connector = %self.connector, failure_type = ?error.failure_type, "{}", error.message);
+                    self.push(format!("TRACE ERROR {}", error.message));
+                    if let Some(internal) = &error.internal_message {
+                        self.push(format!("  internal: {internal}"));
+                    }
+                    let mut inner = self.lock();
+                    if inner.trace_error.is_none() {
+                        inner.trace_error = Some(error.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The kept lines, oldest first.
+    pub fn tail(&self) -> LogTail {
+        LogTail(self.lock().tail.iter().cloned().collect())
+    }
+
+    /// The first TRACE ERROR the connector emitted, if any.
+    pub fn trace_error(&self) -> Option<AirbyteErrorTraceMessage> {
+        self.lock().trace_error.clone()
+    }
+}

@@ -1,0 +1,164 @@
+//! [`ExecutorError`]: what can go wrong running a connector, kept apart by who is at
+//! fault — the connector reported failure, or the host could not run it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::protocol::{FailureType, FramingError};
+
+use super::LogTail;
+
+/// Why a connector's run counts as failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureReason {
+    /// It exited with this non-zero code.
+    ExitCode(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+    /// It exited 0 but emitted a TRACE ERROR.
+    TraceError,
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ExitCode(code) => write!(f, "exit code {code}"),
+            Self::Signal(9) => f.write_str("killed by signal 9 (SIGKILL; out of memory or killed)"),
+            Self::Signal(signal) => write!(f, "killed by signal {signal}"),
+            Self::TraceError => f.write_str("reported a TRACE ERROR"),
+        }
+    }
+}
+
+/// A failure to run a connector.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The executable does not exist.
+    #[error(
+        "{connector}: executable {} not found; check the path given to \
+         --local-executable, or install the connector", path.display()
+    )]
+    ExecutableNotFound {
+        /// Connector name.
+        connector: String,
+        /// The path tried.
+        path: PathBuf,
+    },
+
+    /// The executable exists but could not be started.
+    #[error("{connector}: could not start {}: {source}", path.display())]
+    Spawn {
+        /// Connector name.
+        connector: String,
+        /// The program.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The connector ran and failed.
+    #[error(
+        "{connector} failed: {reason}{}{}{log_tail}",
+        failure_type.map(|t| format!(" [failure_type: {t}]")).unwrap_or_default(),
+        message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    ConnectorFailed {
+        /// Connector name.
+        connector: String,
+        /// How it failed.
+        reason: FailureReason,
+        /// Who is to blame, from its TRACE ERROR.
+        failure_type: Option<FailureType>,
+        /// Its TRACE ERROR message.
+        message: Option<String>,
+        /// Its last log lines.
+        log_tail: LogTail,
+    },
+
+    /// The connector stopped reading its input before the input ended.
+    #[error(
+        "{connector} stopped reading its input before the input ended \
+         (it closed stdin, exited early, or did not read for {stalled_secs}s){log_tail}"
+    )]
+    StoppedReading {
+        /// Connector name.
+        connector: String,
+        /// How long airlock waited before giving up; 0 when the pipe closed.
+        stalled_secs: u64,
+        /// Its last log lines.
+        log_tail: LogTail,
+    },
+
+    /// The connector exited cleanly without the message its command must produce.
+    #[error("{connector} printed no {expected} message{log_tail}")]
+    MissingOutput {
+        /// Connector name.
+        connector: String,
+        /// The message type expected.
+        expected: &'static str,
+        /// Its last log lines.
+        log_tail: LogTail,
+    },
+
+    /// The connector's output broke framing (e.g. a line over the limit).
+    #[error("{connector}: bad output: {source}")]
+    Framing {
+        /// Connector name.
+        connector: String,
+        /// The cause.
+        #[source]
+        source: FramingError,
+    },
+
+    /// Host I/O around the connector failed (temp files, pipes).
+    #[error("{connector}: {context}: {source}")]
+    Io {
+        /// Connector name.
+        connector: String,
+        /// What airlock was doing.
+        context: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No backend could be found for the name.
+    #[error("no connector named {name:?} was found; tried:\n{}\nfix: {hint}", tried.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n"))]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// What was tried, in order.
+        tried: Vec<String>,
+        /// How to make it resolvable.
+        hint: &'static str,
+    },
+}
+
+impl ExecutorError {
+    /// The connector's reported failure type, if it reported one.
+    pub fn failure_type(&self) -> Option<FailureType> {
+        match self {
+            Self::ConnectorFailed { failure_type, .. } => *failure_type,
+            _ => None,
+        }
+    }
+
+    /// The connector's last log lines, when the error carries them.
+    pub fn log_tail(&self) -> Option<&LogTail> {
+        match self {
+            Self::ConnectorFailed { log_tail, .. }
+            | Self::StoppedReading { log_tail, .. }
+            | Self::MissingOutput { log_tail, .. } => Some(log_tail),
+            _ => None,
+        }
+    }
+
+    /// Whether the connector itself failed, as opposed to airlock failing to run it.
+    pub fn is_connector_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::ConnectorFailed { .. } | Self::StoppedReading { .. } | Self::MissingOutput { .. } | Self::Framing { .. }
+        )
+    }
+}

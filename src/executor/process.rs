@@ -1,0 +1,210 @@
+//! The process backend: a local executable that speaks the Airbyte CLI.
+//!
+//! Owns spawning the program, the job folder of config and catalog files (mode 0600,
+//! removed when the run ends), and the mapping of exit status to [`ExecutorError`].
+//! It knows nothing of Docker, WASM or the write loop.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::process::Command;
+use tokio::sync::{mpsc, oneshot};
+
+use super::stdio::{FeedOutcome, feed_stdin, pump_stderr, pump_stdout};
+use super::{Diagnostics, Executor, ExecutorError, FailureReason, Invocation, Session};
+use crate::protocol::DEFAULT_MAX_LINE_BYTES;
+
+/// Input batches buffered ahead of the connector's stdin.
+const INPUT_QUEUE: usize = 4;
+/// Output batches buffered ahead of the consumer.
+const OUTPUT_QUEUE: usize = 16;
+
+/// Runs a local executable as an Airbyte connector.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), airlock::executor::ExecutorError> {
+/// use airlock::executor::{Executor, process::ProcessExecutor};
+///
+/// let exec = ProcessExecutor::new("destination-dev-null", "/usr/local/bin/destination-dev-null");
+/// let spec = exec.spec().await?;
+/// println!("{}", spec.connection_specification);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProcessExecutor {
+    connector: String,
+    program: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    max_line_bytes: usize,
+}
+
+impl ProcessExecutor {
+    /// An executor that runs `program` and calls it `connector` in messages.
+    pub fn new(connector: impl Into<String>, program: impl Into<PathBuf>) -> Self {
+        Self {
+            connector: connector.into(),
+            program: program.into(),
+            env: Vec::new(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+
+    /// Sets an environment variable for the connector (the rest is inherited).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Caps the length of one line of the connector's output.
+    pub fn max_line_bytes(mut self, limit: usize) -> Self {
+        self.max_line_bytes = limit;
+        self
+    }
+
+    /// The program this executor runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    fn io_error(&self, context: &'static str) -> impl FnOnce(std::io::Error) -> ExecutorError + '_ {
+        move |source| ExecutorError::Io { connector: self.connector.clone(), context, source }
+    }
+}
+
+/// Writes `value` as JSON to `dir/name` with mode 0600 and returns the path.
+fn write_private_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<PathBuf> {
+    let path = dir.join(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    serde_json::to_writer(&mut file, value)?;
+    file.flush()?;
+    Ok(path)
+}
+
+#[async_trait]
+impl Executor for ProcessExecutor {
+    fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
+        let job = tempfile::Builder::new()
+            .prefix("airlock-job-")
+            .tempdir()
+            .map_err(self.io_error("creating the job folder"))?;
+        let mut args: Vec<OsString> = vec![invocation.command().into()];
+        match &invocation {
+            Invocation::Spec => {}
+            Invocation::Check { config } => {
+                let config = write_private_json(job.path(), "config.json", config)
+                    .map_err(self.io_error("writing config.json"))?;
+                args.extend(["--config".into(), config.into()]);
+            }
+            Invocation::Write { config, catalog } => {
+                let config = write_private_json(job.path(), "config.json", config)
+                    .map_err(self.io_error("writing config.json"))?;
+                let catalog = write_private_json(job.path(), "catalog.json", catalog)
+                    .map_err(self.io_error("writing catalog.json"))?;
+                args.extend(["--config".into(), config.into(), "--catalog".into(), catalog.into()]);
+            }
+        }
+        let takes_input = matches!(invocation, Invocation::Write { .. });
+
+        let mut command = Command::new(&self.program);
+        command
+            .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if takes_input { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ExecutorError::ExecutableNotFound {
+                connector: self.connector.clone(),
+                path: self.program.clone(),
+            },
+            _ => ExecutorError::Spawn { connector: self.connector.clone(), path: self.program.clone(), source },
+        })?;
+        tracing::debug!(connector = %self.connector, program = %self.program.display(), command = invocation.command(), "started");
+
+        let diagnostics = Diagnostics::new(&self.connector);
+        let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
+        let (abort_tx, abort_rx) = oneshot::channel::<()>();
+
+        let (input_tx, feeder) = match child.stdin.take() {
+            Some(stdin) if takes_input => {
+                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+                (Some(tx), Some(tokio::spawn(feed_stdin(stdin, rx))))
+            }
+            _ => (None, None),
+        };
+        let stdout = child.stdout.take().ok_or_else(|| {
+            self.io_error("opening stdout")(std::io::Error::other("no stdout pipe"))
+        })?;
+        let stderr = child.stderr.take().ok_or_else(|| {
+            self.io_error("opening stderr")(std::io::Error::other("no stderr pipe"))
+        })?;
+        let stdout_pump = tokio::spawn(pump_stdout(stdout, output_tx.clone(), diagnostics.clone(), self.max_line_bytes));
+        let stderr_pump = tokio::spawn(pump_stderr(stderr, output_tx, diagnostics.clone()));
+
+        let connector = self.connector.clone();
+        let exit = async move {
+            let _job = job; // removed (with config and catalog) when the run ends
+            let status = tokio::select! {
+                status = child.wait() => status,
+                _ = abort_rx => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            }
+            .map_err(|source| ExecutorError::Io { connector: connector.clone(), context: "waiting for the connector", source })?;
+            let framing = stdout_pump.await.unwrap_or(Ok(()));
+            let _ = stderr_pump.await;
+            let fed = match feeder {
+                Some(handle) => handle.await.unwrap_or(FeedOutcome::Completed),
+                None => FeedOutcome::Completed,
+            };
+            let log_tail = diagnostics.tail();
+            let trace = diagnostics.trace_error();
+            let failed = |reason| ExecutorError::ConnectorFailed {
+                connector: connector.clone(),
+                reason,
+                failure_type: trace.as_ref().and_then(|t| t.failure_type),
+                message: trace.as_ref().map(|t| t.message.clone()),
+                log_tail: log_tail.clone(),
+            };
+            if let Some(code) = status.code().filter(|c| *c != 0) {
+                return Err(failed(FailureReason::ExitCode(code)));
+            }
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::ExitStatusExt;
+                if let Some(signal) = status.signal() {
+                    return Err(failed(FailureReason::Signal(signal)));
+                }
+            }
+            if trace.is_some() {
+                return Err(failed(FailureReason::TraceError));
+            }
+            if let Err(source) = framing {
+                return Err(ExecutorError::Framing { connector, source });
+            }
+            match fed {
+                FeedOutcome::Completed => Ok(()),
+                FeedOutcome::PipeClosed => Err(ExecutorError::StoppedReading { connector, stalled_secs: 0, log_tail }),
+                FeedOutcome::Failed(source) => Err(ExecutorError::Io { connector, context: "writing to the connector's stdin", source }),
+            }
+        };
+        Ok(Session::new(input_tx, output_rx, Box::pin(exit), abort_tx))
+    }
+}

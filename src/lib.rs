@@ -1,0 +1,9 @@
+//! airlock runs Airbyte-protocol connectors — above all destinations — as sandboxed
+//! WebAssembly components, Docker containers or local executables, behind one
+//! [`executor::Executor`] trait, and drives them through one write loop
+//! ([`write`]) that persists only the states a destination confirmed ([`state`]).
+//!
+//! Start with [`get_destination`].
+
+pub mod executor;
+pub mod protocol;

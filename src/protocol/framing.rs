@@ -1,0 +1,303 @@
+//! Line framing: newline-delimited JSON in, bounded lines out, and the cheap look at a
+//! line that tells what it is without parsing its record data.
+//!
+//! Owns [`LineReader`] (async, length-bounded) and [`peek_line`]. It does not decide
+//! what to do with a line; the write loop and the executors do.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use crate::protocol::message::{AirbyteMessage, MessageType};
+
+/// The default cap on one line: 256 MiB. A longer line is an error, never an
+/// attempt to buffer it all.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
+
+/// A framing failure.
+#[derive(Debug, thiserror::Error)]
+pub enum FramingError {
+    /// A line exceeded the cap.
+    #[error(
+        "line {line_number} is longer than the {limit}-byte limit; \
+         raise it with --max-line-bytes if such records are expected"
+    )]
+    LineTooLong {
+        /// 1-based line number.
+        line_number: u64,
+        /// The cap in force.
+        limit: usize,
+    },
+    /// The underlying reader failed.
+    #[error("reading line {line_number}: {source}")]
+    Io {
+        /// 1-based line number.
+        line_number: u64,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads newline-delimited lines from an async reader, each at most `max_line_bytes`.
+///
+/// Lines are appended to a caller's buffer so the write loop can batch them without
+/// copying twice. A trailing `\r` is kept (JSON parsers treat it as whitespace).
+#[derive(Debug)]
+pub struct LineReader<R> {
+    reader: R,
+    max_line_bytes: usize,
+    line_number: u64,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    /// A reader with the given cap on line length.
+    pub fn new(reader: R, max_line_bytes: usize) -> Self {
+        Self { reader, max_line_bytes, line_number: 0 }
+    }
+
+    /// The underlying reader (e.g. to ask a `BufReader` whether input is buffered).
+    pub fn get_ref(&self) -> &R {
+        &self.reader
+    }
+
+    /// The underlying reader, for draining what is left.
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+
+    /// Lines read so far.
+    pub fn line_number(&self) -> u64 {
+        self.line_number
+    }
+
+    /// Appends the next line (without its `\n`) to `buf` and returns where it lies in
+    /// `buf`, or `None` at end of input.
+    ///
+    /// # Errors
+    /// [`FramingError::LineTooLong`] when the line passes the cap (the rest of it is
+    /// not read); [`FramingError::Io`] when the reader fails.
+    pub async fn read_line_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Range<usize>>, FramingError> {
+        let start = buf.len();
+        let mut saw_any = false;
+        loop {
+            let available = match self.reader.fill_buf().await {
+                Ok(bytes) => bytes,
+                Err(source) => {
+                    return Err(FramingError::Io { line_number: self.line_number + 1, source });
+                }
+            };
+            if available.is_empty() {
+                if !saw_any {
+                    return Ok(None);
+                }
+                self.line_number += 1;
+                return Ok(Some(start..buf.len()));
+            }
+            saw_any = true;
+            let (chunk, consumed, done) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..i], i + 1, true),
+                None => (available, available.len(), false),
+            };
+            if buf.len() - start + chunk.len() > self.max_line_bytes {
+                buf.truncate(start);
+                self.line_number += 1;
+                return Err(FramingError::LineTooLong {
+                    line_number: self.line_number,
+                    limit: self.max_line_bytes,
+                });
+            }
+            buf.extend_from_slice(chunk);
+            self.reader.consume(consumed);
+            if done {
+                self.line_number += 1;
+                return Ok(Some(start..buf.len()));
+            }
+        }
+    }
+}
+
+/// What a line is, learned without parsing record data into a tree.
+#[derive(Debug, PartialEq)]
+pub enum LinePeek<'a> {
+    /// Blank: a keep-alive.
+    Empty,
+    /// A RECORD for this stream.
+    Record {
+        /// Stream name.
+        stream: Cow<'a, str>,
+        /// Namespace, if any.
+        namespace: Option<Cow<'a, str>>,
+    },
+    /// Another message type; parse it fully with [`parse_message`] if needed.
+    Other(MessageType),
+    /// Not an Airbyte message: a log line. Holds why.
+    NotAMessage(String),
+}
+
+#[derive(Deserialize)]
+struct PeekWire<'a> {
+    #[serde(rename = "type")]
+    kind: MessageType,
+    #[serde(borrow, default)]
+    record: Option<RecordPeek<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RecordPeek<'a> {
+    #[serde(borrow)]
+    stream: Cow<'a, str>,
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+    data: JsonObject,
+    #[serde(rename = "emitted_at")]
+    _emitted_at: serde_json::Number,
+}
+
+/// Accepts any JSON object and keeps nothing of it.
+struct JsonObject;
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = JsonObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(JsonObject)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Looks at one line and says what it is. RECORD lines are checked for shape
+/// (`stream` a string, `data` an object, `emitted_at` a number) but their data is
+/// skipped, not built.
+pub fn peek_line(line: &[u8]) -> LinePeek<'_> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return LinePeek::Empty;
+    }
+    match serde_json::from_slice::<PeekWire<'_>>(line) {
+        Ok(PeekWire { kind: MessageType::Record, record: Some(r) }) => {
+            let _ = r.data;
+            LinePeek::Record { stream: r.stream, namespace: r.namespace }
+        }
+        Ok(PeekWire { kind: MessageType::Record, record: None }) => {
+            LinePeek::NotAMessage("RECORD message has no `record` field".into())
+        }
+        Ok(PeekWire { kind, .. }) => LinePeek::Other(kind),
+        Err(e) => LinePeek::NotAMessage(e.to_string()),
+    }
+}
+
+/// Parses one line into a full [`AirbyteMessage`].
+///
+/// # Errors
+/// The parser's error when the line is not JSON or not a message.
+pub fn parse_message(line: &[u8]) -> Result<AirbyteMessage, serde_json::Error> {
+    serde_json::from_slice(line)
+}
+
+/// One line of connector output, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputLine {
+    /// A blank keep-alive.
+    Empty,
+    /// A protocol message.
+    Message(AirbyteMessage),
+    /// Text that is not a message: a log line.
+    Text(String),
+}
+
+/// Classifies a line of connector output: blank, a message, or log text.
+pub fn classify_output(line: &[u8]) -> OutputLine {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return OutputLine::Empty;
+    }
+    match parse_message(line) {
+        Ok(message) => OutputLine::Message(message),
+        Err(_) => OutputLine::Text(String::from_utf8_lossy(line).trim_end().to_owned()),
+    }
+}
+
+/// Whole lines of JSON in one buffer, each ending in `\n`: the unit that crosses an
+/// executor boundary, so no executor pays a call per record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LineBatch {
+    bytes: Vec<u8>,
+    lines: usize,
+}
+
+impl LineBatch {
+    /// An empty batch with room for `bytes`.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self { bytes: Vec::with_capacity(bytes), lines: 0 }
+    }
+
+    /// Appends one line; a `\n` is added.
+    pub fn push_line(&mut self, line: &[u8]) {
+        self.bytes.extend_from_slice(line);
+        self.bytes.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// The buffer, for appending a line in place with [`LineReader::read_line_into`];
+    /// finish it with [`LineBatch::commit_line`] or roll it back with
+    /// [`LineBatch::truncate`].
+    pub fn buffer_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// Terminates the line just read into [`LineBatch::buffer_mut`] and counts it.
+    pub fn commit_line(&mut self) {
+        self.bytes.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// Drops bytes past `len` (a line that is not to be sent).
+    pub fn truncate(&mut self, len: usize) {
+        self.bytes.truncate(len);
+    }
+
+    /// Lines in the batch.
+    pub fn line_count(&self) -> usize {
+        self.lines
+    }
+
+    /// Bytes in the batch, newlines included.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the batch holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// The raw bytes: lines, each ending in `\n`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Each line without its `\n`.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
+        body.split(|b| *b == b'\n').filter(move |_| self.lines > 0)
+    }
+
+    /// Takes the contents, leaving an empty batch with the same capacity.
+    pub fn take(&mut self) -> LineBatch {
+        let capacity = self.bytes.capacity();
+        std::mem::replace(self, LineBatch::with_capacity(capacity))
+    }
+}
