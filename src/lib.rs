@@ -7,3 +7,13 @@
 
 pub mod executor;
 pub mod protocol;
+pub mod state;
+pub mod write;
+pub mod config;
+pub mod registry;
+mod destination;
+
+pub use destination::{Destination, DestinationBuilder, DestinationError, get_destination};
+pub mod bench;
+pub mod cli;
+pub mod home;

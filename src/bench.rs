@@ -1,0 +1,192 @@
+//! `airlock bench`: write-loop throughput, measured side by side in one run.
+//!
+//! Owns the synthetic faker-like input (records of about 300 bytes, a STATE every
+//! 10 000 records) and the cases. Figures are ratios between cases of the same run;
+//! nothing here asserts a time.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::json;
+
+use crate::executor::process::ProcessExecutor;
+use crate::protocol::{ConfiguredAirbyteCatalog, LinePeek, LineReader, peek_line};
+use crate::write::WriteJob;
+
+/// `airlock bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Records to send through each case.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+    /// The native dev-null destination. Default: `destination-dev-null` beside the
+    /// airlock binary, else on PATH.
+    #[arg(long, value_name = "PATH")]
+    pub dev_null: Option<PathBuf>,
+    /// Print the table as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Records between two STATE messages in the synthetic input.
+pub const STATE_EVERY: u64 = 10_000;
+
+/// `n` faker-like `users` records of about 300 bytes each, with a STREAM state every
+/// [`STATE_EVERY`] records and at the end, as newline-delimited Airbyte messages.
+pub fn synthetic_input(n: u64) -> Vec<u8> {
+    const FIRST: [&str; 8] = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances"];
+    const CITY: [&str; 6] = ["Lisbon", "Osaka", "Nairobi", "Lima", "Oslo", "Perth"];
+    let mut out = Vec::with_capacity(n as usize * 310);
+    for i in 0..n {
+        let name = FIRST[(i % 8) as usize];
+        let city = CITY[(i % 6) as usize];
+        let line = format!(
+            concat!(
+                r#"{{"type":"RECORD","record":{{"stream":"users","data":{{"id":{i},"name":"{name} {i}","#,
+                r#""email":"{lower}.{i}@example.com","age":{age},"address":{{"city":"{city}","zip":"{zip:05}"}},"#,
+                r#""created_at":"2024-01-01T00:00:00+00:00","updated_at":"2024-06-{day:02}T12:00:00+00:00"}},"#,
+                r#""emitted_at":1700000000000}}}}"#
+            ),
+            i = i,
+            name = name,
+            lower = name.to_lowercase(),
+            age = 18 + i % 60,
+            city = city,
+            zip = i % 100_000,
+            day = 1 + i % 28,
+        );
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+        if (i + 1) % STATE_EVERY == 0 || i + 1 == n {
+            let state = json!({"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"users"},"stream_state":{"updated_at": i}},"sourceStats":{"recordCount": STATE_EVERY as f64}}});
+            out.extend_from_slice(state.to_string().as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// The catalog of [`synthetic_input`]: one `users` stream, append.
+pub fn synthetic_catalog() -> ConfiguredAirbyteCatalog {
+    serde_json::from_value(json!({"streams":[{
+        "stream":{"name":"users","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh","incremental"]},
+        "sync_mode":"incremental","destination_sync_mode":"append","cursor_field":["updated_at"],"primary_key":[["id"]]
+    }]}))
+    .unwrap_or_default()
+}
+
+/// One measured case.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaseResult {
+    /// What ran.
+    pub case: String,
+    /// Records through.
+    pub records: u64,
+    /// Bytes through.
+    pub bytes: u64,
+    /// Wall seconds.
+    pub secs: f64,
+}
+
+impl CaseResult {
+    /// Records per second.
+    pub fn records_per_sec(&self) -> f64 {
+        self.records as f64 / self.secs.max(1e-9)
+    }
+    /// MB (10^6 bytes) per second.
+    pub fn megabytes_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.secs.max(1e-9)
+    }
+}
+
+/// Framing and peeking alone, in-process: the floor under every executor.
+pub async fn parse_only(input: &[u8]) -> anyhow::Result<CaseResult> {
+    let started = Instant::now();
+    let mut reader = LineReader::new(input, crate::protocol::DEFAULT_MAX_LINE_BYTES);
+    let mut buf = Vec::with_capacity(4096);
+    let mut records = 0u64;
+    loop {
+        buf.clear();
+        let Some(range) = reader.read_line_into(&mut buf).await? else { break };
+        if let LinePeek::Record { .. } = peek_line(&buf[range]) {
+            records += 1;
+        }
+    }
+    Ok(CaseResult { case: "framing + peek, in-process".into(), records, bytes: input.len() as u64, secs: started.elapsed().as_secs_f64() })
+}
+
+/// The write loop into `executor`'s destination, with `config`.
+pub async fn through_executor(
+    case: &str,
+    executor: &dyn crate::executor::Executor,
+    config: serde_json::Value,
+    input: &[u8],
+) -> anyhow::Result<CaseResult> {
+    let started = Instant::now();
+    let result = WriteJob::new(executor, config, synthetic_catalog())
+        .input(std::io::Cursor::new(input.to_vec()))
+        .run()
+        .await
+        .with_context(|| format!("bench case {case}"))?;
+    anyhow::ensure!(
+        result.records_confirmed == result.records_sent,
+        "bench case {case}: only {} of {} records confirmed",
+        result.records_confirmed,
+        result.records_sent
+    );
+    Ok(CaseResult { case: case.into(), records: result.records_sent, bytes: result.bytes_sent, secs: started.elapsed().as_secs_f64() })
+}
+
+fn default_dev_null() -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.with_file_name("destination-dev-null");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    crate::registry::find_on_path("destination-dev-null")
+}
+
+/// Runs every case and prints the table.
+///
+/// # Errors
+/// When a case fails or a plugin binary is missing.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let input = synthetic_input(args.records);
+    let dev_null = args.dev_null.clone().or_else(default_dev_null).context(
+        "no destination-dev-null binary found; build it (cargo build --release -p destination-dev-null) or pass --dev-null PATH",
+    )?;
+    let silent = json!({"test_destination": {"test_destination_type": "SILENT"}});
+    let mut rows = vec![parse_only(&input).await?];
+    let process = ProcessExecutor::new("destination-dev-null", &dev_null);
+    rows.push(through_executor("write loop -> dev-null (process)", &process, silent, &input).await?);
+    print_table(&rows, args.json);
+    Ok(())
+}
+
+/// Prints rows with their ratio to the first row.
+pub fn print_table(rows: &[CaseResult], json: bool) {
+    let base = rows.first().map_or(1.0, CaseResult::records_per_sec);
+    if json {
+        for row in rows {
+            let mut value = serde_json::to_value(row).unwrap_or_default();
+            value["records_per_sec"] = json!(row.records_per_sec());
+            value["mb_per_sec"] = json!(row.megabytes_per_sec());
+            value["ratio_to_first"] = json!(row.records_per_sec() / base);
+            println!("{value}");
+        }
+        return;
+    }
+    println!("| case | records | records/s | MB/s | ratio to first |");
+    println!("|---|---:|---:|---:|---:|");
+    for row in rows {
+        println!(
+            "| {} | {} | {:.0} | {:.1} | {:.2} |",
+            row.case,
+            row.records,
+            row.records_per_sec(),
+            row.megabytes_per_sec(),
+            row.records_per_sec() / base
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! `cli`: the `airlock` command line — argument structs, their help text, and the glue
+//! from parsed arguments to library calls and exit codes.
+//!
+//! Owns parsing (clap derive; each `///` is the `--help` text), printing results, and
+//! mapping errors to exit codes: 0 ok, 1 the connector failed, 2 bad usage or bad
+//! input. It holds no sync logic of its own.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError};
+use crate::destination::DestinationError;
+use crate::executor::ExecutorError;
+use crate::protocol::{ConfiguredAirbyteCatalog, ConnectionStatus};
+use crate::registry::ExecutorOptions;
+use crate::state::{StateStore, SyncKey};
+use crate::write::{StateTarget, WriteError, WriteFailure, WriteOptions, WriteResult};
+
+/// Run Airbyte-protocol destinations: sandboxed, in Docker, or as local executables.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug). `AIRLOCK_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a destination's spec (its config's JSON Schema).
+    Spec(SpecArgs),
+    /// Validate a config against the spec, then run the destination's check.
+    Check(CheckArgs),
+    /// Write Airbyte messages (a file or stdin) into a destination.
+    Write(WriteArgs),
+    /// Measure write-loop throughput.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// How to run a connector. Follows PyAirbyte's `get_destination` arguments.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ExecutorFlags {
+    /// Run this local executable (it must speak the Airbyte CLI: spec, check, write).
+    #[arg(long, value_name = "PATH")]
+    pub local_executable: Option<PathBuf>,
+    /// The connector version wanted.
+    #[arg(long = "version", value_name = "V")]
+    pub connector_version: Option<String>,
+    /// Host folder that the connector sees as `/local` (file outputs). For a local
+    /// executable it is passed as `AIRLOCK_LOCAL_ROOT`, and the destination then
+    /// resolves `/local/...` paths under it. Default for sandboxes: $AIRLOCK_HOME/local.
+    #[arg(long, value_name = "DIR")]
+    pub local_root: Option<PathBuf>,
+}
+
+impl ExecutorFlags {
+    fn options(&self) -> ExecutorOptions {
+        let mut options = ExecutorOptions {
+            local_executable: self.local_executable.clone(),
+            version: self.connector_version.clone(),
+            ..ExecutorOptions::default()
+        };
+        if let Some(root) = &self.local_root {
+            options.env.push(("AIRLOCK_LOCAL_ROOT".into(), root.display().to_string()));
+        }
+        options
+    }
+}
+
+/// `airlock spec`.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Destination name, e.g. destination-local-json.
+    pub destination: String,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "flattened")]
+    pub executor: ExecutorFlags,
+}
+
+/// `airlock check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Destination name.
+    pub destination: String,
+    /// Config: a JSON file path, or inline JSON.
+    #[arg(long, value_name = "CFG")]
+    pub config: String,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "flattened")]
+    pub executor: ExecutorFlags,
+}
+
+/// `airlock write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Destination name.
+    pub destination: String,
+    /// Config: a JSON file path, or inline JSON.
+    #[arg(long, value_name = "CFG")]
+    pub config: String,
+    /// Configured catalog: a JSON file path, or inline JSON.
+    #[arg(long, value_name = "CAT")]
+    pub catalog: String,
+    /// Messages to write, one JSON object per line; `-` is stdin.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub input: String,
+    /// State database. Default: $AIRLOCK_HOME/state.db.
+    #[arg(long, value_name = "PATH")]
+    pub state_db: Option<PathBuf>,
+    /// Do not persist confirmed states.
+    #[arg(long, conflicts_with = "state_db")]
+    pub no_state: bool,
+    /// The source name states are stored under.
+    #[arg(long, value_name = "NAME", default_value = "input")]
+    pub source_name: String,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Longest accepted input line, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::protocol::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+    /// Seconds the destination may refuse input before the write fails.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub stall_timeout: u64,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "flattened")]
+    pub executor: ExecutorFlags,
+}
+
+/// Parses the process arguments, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("airlock: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("airlock: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// An error with the exit code it maps to.
+struct Failure {
+    error: anyhow::Error,
+    code: u8,
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure { error: error.into(), code: 2 }
+}
+
+fn from_executor(error: ExecutorError) -> Failure {
+    let code = if error.is_connector_failure() { 1 } else { 2 };
+    Failure { error: error.into(), code }
+}
+
+fn from_destination(error: DestinationError) -> Failure {
+    match error {
+        DestinationError::Executor(error) => from_executor(error),
+        other => usage(other),
+    }
+}
+
+async fn run(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Spec(args) => spec(args).await,
+        Command::Check(args) => check(args).await,
+        Command::Write(args) => write(args).await,
+        Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS).map_err(|error| Failure { error, code: 1 }),
+    }
+}
+
+fn build_destination(name: &str, flags: &ExecutorFlags, config: Option<serde_json::Value>) -> Result<crate::Destination, Failure> {
+    let mut builder = crate::get_destination(name);
+    if let Some(config) = config {
+        builder = builder.config(config);
+    }
+    let options = flags.options();
+    if let Some(path) = options.local_executable {
+        builder = builder.local_executable(path);
+    }
+    if let Some(version) = options.version {
+        builder = builder.version(version);
+    }
+    for (k, v) in options.env {
+        builder = builder.env(k, v);
+    }
+    builder.build().map_err(from_destination)
+}
+
+async fn spec(args: SpecArgs) -> Result<ExitCode, Failure> {
+    let destination = build_destination(&args.destination, &args.executor, None)?;
+    let spec = destination.spec().await.map_err(from_destination)?;
+    println!("{}", serde_json::to_string_pretty(spec).unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
+    let config = config::read_config_arg(&args.config).map_err(usage)?;
+    let destination = build_destination(&args.destination, &args.executor, Some(config))?;
+    let status = destination.check().await.map_err(from_destination)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&status).unwrap_or_default());
+    } else {
+        match (&status.status, &status.message) {
+            (ConnectionStatus::Succeeded, _) => println!("{}: check succeeded", args.destination),
+            (ConnectionStatus::Failed, message) => {
+                println!("{}: check FAILED: {}", args.destination, message.as_deref().unwrap_or("(no message)"))
+            }
+        }
+    }
+    Ok(match status.status {
+        ConnectionStatus::Succeeded => ExitCode::SUCCESS,
+        ConnectionStatus::Failed => ExitCode::from(1),
+    })
+}
+
+fn read_catalog(arg: &str) -> Result<ConfiguredAirbyteCatalog, ConfigError> {
+    let value = config::read_json_arg("catalog", arg)?;
+    serde_json::from_value(value).map_err(|e| ConfigError::Shape {
+        what: "catalog",
+        origin: arg.chars().take(60).collect(),
+        reason: e.to_string(),
+    })
+}
+
+async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
+    let config = config::read_config_arg(&args.config).map_err(usage)?;
+    let catalog = read_catalog(&args.catalog).map_err(usage)?;
+    let input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if args.input == "-" {
+        Box::new(tokio::io::stdin())
+    } else {
+        let file = tokio::fs::File::open(&args.input)
+            .await
+            .map_err(|e| usage(anyhow::anyhow!("input {}: {e}; pass a readable file or - for stdin", args.input)))?;
+        Box::new(file)
+    };
+    let destination = build_destination(&args.destination, &args.executor, Some(config))?;
+    destination.validate_config().await.map_err(from_destination)?;
+
+    let options = WriteOptions {
+        max_line_bytes: args.max_line_bytes,
+        stall_timeout: Duration::from_secs(args.stall_timeout),
+        progress_interval: Duration::from_secs(5),
+        ..WriteOptions::default()
+    };
+    let mut job = destination.write(input, catalog).map_err(from_destination)?.options(options);
+    if !args.no_state {
+        let path = args.state_db.clone().unwrap_or_else(crate::home::state_db);
+        let store = StateStore::open(&path).map_err(usage)?;
+        job = job.state(StateTarget { store: Arc::new(store), key: SyncKey::new(&args.source_name, &args.destination) });
+    }
+    if !args.json {
+        job = job.on_progress(|p| {
+            let secs = p.elapsed.as_secs_f64().max(1e-9);
+            eprintln!(
+                "airlock: {} records sent ({:.0}/s, {:.1} MB/s), {} confirmed",
+                p.records_sent,
+                p.records_sent as f64 / secs,
+                p.bytes_sent as f64 / 1e6 / secs,
+                p.records_confirmed
+            );
+        });
+    }
+    match job.run().await {
+        Ok(result) => {
+            print_result(&result, args.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(WriteError { cause, partial }) => {
+            print_result(&partial, args.json);
+            let code = match &cause {
+                WriteFailure::Destination(e) if !e.is_connector_failure() => 2,
+                WriteFailure::Input(_) => 2,
+                _ => 1,
+            };
+            Err(Failure { error: cause.into(), code })
+        }
+    }
+}
+
+fn print_result(result: &WriteResult, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(result).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{}: {} records sent, {} confirmed; {}/{} states confirmed; {:.2}s ({:.0} records/s, {:.1} MB/s){}",
+        result.destination,
+        result.records_sent,
+        result.records_confirmed,
+        result.states_confirmed,
+        result.states_sent,
+        result.duration_secs,
+        result.records_per_sec(),
+        result.megabytes_per_sec(),
+        if result.completed { "" } else { " — INCOMPLETE" },
+    );
+    for (name, totals) in &result.streams {
+        println!("  {name}: {} sent, {} confirmed", totals.sent, totals.confirmed);
+    }
+    if result.lines_skipped > 0 || result.records_skipped > 0 {
+        println!(
+            "  skipped: {} lines that were not Airbyte messages, {} records of streams not in the catalog",
+            result.lines_skipped, result.records_skipped
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn write_takes_the_documented_flags() {
+        let cli = Cli::try_parse_from([
+            "airlock", "write", "destination-dev-null", "--config", "{}", "--catalog", "c.json", "--input", "m.jsonl",
+            "--state-db", "s.db", "--json", "--local-executable", "/bin/x", "--version", "1.2.3",
+        ])
+        .expect("parses");
+        let Command::Write(args) = cli.command else { panic!("write") };
+        assert_eq!(args.input, "m.jsonl");
+        assert!(args.json);
+        assert_eq!(args.executor.local_executable, Some(PathBuf::from("/bin/x")));
+        assert_eq!(args.executor.connector_version.as_deref(), Some("1.2.3"));
+    }
+
+    #[test]
+    fn write_reads_stdin_by_default_and_refuses_state_db_with_no_state() {
+        let cli = Cli::try_parse_from(["airlock", "write", "d", "--config", "{}", "--catalog", "{}"]).expect("parses");
+        let Command::Write(args) = cli.command else { panic!("write") };
+        assert_eq!(args.input, "-");
+        assert!(Cli::try_parse_from(["airlock", "write", "d", "--config", "{}", "--catalog", "{}", "--no-state", "--state-db", "x"]).is_err());
+    }
+
+    #[test]
+    fn check_requires_a_config() {
+        assert!(Cli::try_parse_from(["airlock", "check", "d"]).is_err());
+        assert!(Cli::try_parse_from(["airlock", "check", "d", "--config", "{}"]).is_ok());
+    }
+
+    #[test]
+    fn local_root_reaches_the_connector_environment() {
+        let flags = ExecutorFlags { local_root: Some(PathBuf::from("/tmp/root")), ..ExecutorFlags::default() };
+        assert!(flags.options().env.contains(&("AIRLOCK_LOCAL_ROOT".into(), "/tmp/root".into())));
+    }
+}

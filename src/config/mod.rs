@@ -1,0 +1,250 @@
+//! `config`: a connector's config as the user gives it — read, validated against the
+//! connector's spec, and shown without its secrets.
+//!
+//! Owns reading CFG arguments (a file path or inline JSON), JSON Schema validation
+//! with errors that name the path, and masking of fields the spec marks
+//! `airbyte_secret`. It does not run connectors.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// A config problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file named as a config or catalog could not be read.
+    #[error("{what} {path}: {source}; pass a readable file or inline JSON")]
+    Unreadable {
+        /// "config" or "catalog".
+        what: &'static str,
+        /// The argument given.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not JSON.
+    #[error("{what} {origin} is not valid JSON: {source}")]
+    NotJson {
+        /// "config" or "catalog".
+        what: &'static str,
+        /// Where it came from.
+        origin: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The JSON does not have the expected shape.
+    #[error("{what} {origin} is not a valid {what}: {reason}")]
+    Shape {
+        /// "config" or "catalog".
+        what: &'static str,
+        /// Where it came from.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The connector's spec is not a usable JSON Schema.
+    #[error("{connector}'s spec is not a valid JSON Schema: {reason}")]
+    BadSpec {
+        /// The connector.
+        connector: String,
+        /// Why.
+        reason: String,
+    },
+    /// The config does not match the spec.
+    #[error(
+        "config for {connector} does not match its spec:\n{}\nfix the fields named above (see `airlock spec {connector}`)",
+        violations.iter().map(|v| format!("  - {v}")).collect::<Vec<_>>().join("\n")
+    )]
+    Invalid {
+        /// The connector.
+        connector: String,
+        /// Each problem, with its path.
+        violations: Vec<Violation>,
+    },
+}
+
+/// One way a config breaks its spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON Pointer of the offending value (`""` is the whole config).
+    pub path: String,
+    /// What is wrong; values of secret fields are never shown.
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = if self.path.is_empty() { "(top level)" } else { &self.path };
+        write!(f, "{path}: {}", self.message)
+    }
+}
+
+/// Reads a JSON argument: inline JSON if it starts with `{` or `[`, else a file path.
+///
+/// # Errors
+/// [`ConfigError`] naming the argument when the file cannot be read or is not JSON.
+pub fn read_json_arg(what: &'static str, arg: &str) -> Result<Value, ConfigError> {
+    let trimmed = arg.trim_start();
+    let (text, origin) = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        (arg.to_owned(), "(inline)".to_owned())
+    } else {
+        let text = std::fs::read_to_string(Path::new(arg))
+            .map_err(|source| ConfigError::Unreadable { what, path: arg.to_owned(), source })?;
+        (text, arg.to_owned())
+    };
+    serde_json::from_str(&text).map_err(|source| ConfigError::NotJson { what, origin, source })
+}
+
+/// Reads a config argument and checks it is a JSON object.
+///
+/// # Errors
+/// [`ConfigError`] when it cannot be read, is not JSON, or is not an object.
+pub fn read_config_arg(arg: &str) -> Result<Value, ConfigError> {
+    let value = read_json_arg("config", arg)?;
+    if !value.is_object() {
+        return Err(ConfigError::Shape {
+            what: "config",
+            origin: arg.chars().take(60).collect(),
+            reason: "a connector config must be a JSON object".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// The names of properties the schema marks `airbyte_secret: true`, at any depth.
+pub fn secret_fields(schema: &Value) -> BTreeSet<String> {
+    fn walk(schema: &Value, out: &mut BTreeSet<String>) {
+        match schema {
+            Value::Object(map) => {
+                if let Some(Value::Object(props)) = map.get("properties") {
+                    for (name, prop) in props {
+                        if prop.get("airbyte_secret").and_then(Value::as_bool) == Some(true) {
+                            out.insert(name.clone());
+                        }
+                    }
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(schema, &mut out);
+    out
+}
+
+/// A copy of `config` with every secret field's value replaced by `"**********"`.
+pub fn redact(config: &Value, secrets: &BTreeSet<String>) -> Value {
+    match config {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if secrets.contains(k) && !v.is_object() { Value::from("**********") } else { redact(v, secrets) };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redact(v, secrets)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Validates `config` against a connector's `connectionSpecification`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] listing every violation with its path (secret values
+/// masked), or [`ConfigError::BadSpec`] when the spec itself is not a schema.
+pub fn validate(connector: &str, spec_schema: &Value, config: &Value) -> Result<(), ConfigError> {
+    let validator = jsonschema::validator_for(spec_schema)
+        .map_err(|e| ConfigError::BadSpec { connector: connector.to_owned(), reason: e.to_string() })?;
+    let secrets = secret_fields(spec_schema);
+    let violations: Vec<Violation> = validator
+        .iter_errors(config)
+        .map(|error| {
+            let path = error.instance_path().as_str().to_owned();
+            let touches_secret = path.split('/').any(|segment| secrets.contains(segment));
+            let message = if touches_secret {
+                format!("{} (secret value not shown)", error.masked_with("the value"))
+            } else {
+                error.to_string()
+            };
+            Violation { path, message }
+        })
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid { connector: connector.to_owned(), violations })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn schema() -> Value {
+        json!({
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "required": ["host", "password"],
+            "properties": {
+                "host": {"type": "string"},
+                "port": {"type": "integer"},
+                "password": {"type": "string", "airbyte_secret": true, "minLength": 8},
+                "nested": {"type": "object", "properties": {"token": {"type": "string", "airbyte_secret": true}}}
+            }
+        })
+    }
+
+    #[test]
+    fn violations_name_their_path() {
+        let err = validate("dest", &schema(), &json!({"host": 5, "port": "x", "password": "longenough"})).expect_err("invalid");
+        let ConfigError::Invalid { violations, .. } = &err else { panic!("{err}") };
+        let paths: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
+        assert!(paths.contains(&"/host") && paths.contains(&"/port"), "{paths:?}");
+        assert!(err.to_string().contains("/port"));
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_errors() {
+        let err = validate("dest", &schema(), &json!({"host": "h", "password": "hunter2", "nested": {"token": 12345}})).expect_err("invalid");
+        let text = err.to_string();
+        assert!(!text.contains("hunter2") && !text.contains("12345"), "{text}");
+        assert!(text.contains("/password") && text.contains("secret value not shown"), "{text}");
+    }
+
+    #[test]
+    fn missing_required_fields_are_reported() {
+        let err = validate("dest", &schema(), &json!({})).expect_err("invalid");
+        assert!(err.to_string().contains("host"), "{err}");
+        assert!(validate("dest", &schema(), &json!({"host": "h", "password": "longenough"})).is_ok());
+    }
+
+    #[test]
+    fn redact_masks_secrets_at_any_depth() {
+        let config = json!({"host": "h", "password": "p", "nested": {"token": "t"}});
+        let shown = redact(&config, &secret_fields(&schema()));
+        assert_eq!(shown["password"], "**********");
+        assert_eq!(shown["nested"]["token"], "**********");
+        assert_eq!(shown["host"], "h");
+    }
+
+    #[test]
+    fn json_args_are_inline_or_files() {
+        assert_eq!(read_config_arg(r#"{"a":1}"#).expect("inline")["a"], 1);
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"b":2}"#).expect("write");
+        assert_eq!(read_config_arg(path.to_str().expect("utf8")).expect("file")["b"], 2);
+        let missing = read_config_arg("/nonexistent/c.json").expect_err("missing");
+        assert!(missing.to_string().contains("/nonexistent/c.json"), "{missing}");
+        assert!(read_config_arg("[1]").is_err(), "not an object");
+        assert!(matches!(read_config_arg("{nope").expect_err("bad"), ConfigError::NotJson { .. }));
+    }
+}

@@ -1,0 +1,204 @@
+//! The library's front door for destinations, after PyAirbyte's
+//! `airbyte.destinations`: [`get_destination`] builds a [`Destination`], which can
+//! `spec`, `check`, `validate_config` and `write`.
+//!
+//! Owns the user-facing API and nothing below it: resolution is [`crate::registry`],
+//! running is [`crate::executor`], the loop is [`crate::write`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::io::AsyncRead;
+use tokio::sync::OnceCell;
+
+use crate::config::{self, ConfigError};
+use crate::executor::{Executor, ExecutorError};
+use crate::protocol::{AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification};
+use crate::registry::{self, ExecutorOptions};
+use crate::write::WriteJob;
+
+/// Errors of the destination API.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    /// Running the connector failed.
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    /// The config is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A config is needed and none was given.
+    #[error("no config was given for {0}; pass --config (CLI) or .config(..) (library)")]
+    NoConfig(String),
+}
+
+/// Starts building a destination by name, as PyAirbyte's `get_destination`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let dest = airlock::get_destination("destination-local-json")
+///     .config(serde_json::json!({"destination_path": "/tmp/out"}))
+///     .local_executable("./target/release/destination-local-json")
+///     .build()?;
+/// let status = dest.check().await?;
+/// println!("{:?}", status.status);
+/// # Ok(()) }
+/// ```
+pub fn get_destination(name: impl Into<String>) -> DestinationBuilder {
+    DestinationBuilder { name: name.into(), config: None, options: ExecutorOptions::default() }
+}
+
+/// Builder returned by [`get_destination`].
+#[derive(Debug, Clone)]
+pub struct DestinationBuilder {
+    name: String,
+    config: Option<Value>,
+    options: ExecutorOptions,
+}
+
+impl DestinationBuilder {
+    /// The destination's config.
+    pub fn config(mut self, config: Value) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Run this local program (PyAirbyte's `local_executable`).
+    pub fn local_executable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.local_executable = Some(path.into());
+        self
+    }
+
+    /// The version wanted (PyAirbyte's `version`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.options.version = Some(version.into());
+        self
+    }
+
+    /// Install the connector on first use if missing (PyAirbyte's `install_if_missing`).
+    pub fn install_if_missing(mut self, yes: bool) -> Self {
+        self.options.install_if_missing = yes;
+        self
+    }
+
+    /// An environment variable for the connector.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Resolves the connector.
+    ///
+    /// # Errors
+    /// [`ExecutorError::NotFound`] when no backend has it.
+    pub fn build(self) -> Result<Destination, DestinationError> {
+        let executor = registry::resolve(&self.name, &self.options)?;
+        Ok(Destination::from_executor(self.name, executor, self.config, self.options.version))
+    }
+}
+
+/// A destination connector, ready to use.
+#[derive(Debug)]
+pub struct Destination {
+    name: String,
+    executor: Arc<dyn Executor>,
+    config: Option<Value>,
+    version: Option<String>,
+    spec: OnceCell<ConnectorSpecification>,
+}
+
+impl Destination {
+    /// Wraps any executor as a destination.
+    pub fn from_executor(
+        name: impl Into<String>,
+        executor: Box<dyn Executor>,
+        config: Option<Value>,
+        version: Option<String>,
+    ) -> Self {
+        Self { name: name.into(), executor: executor.into(), config, version, spec: OnceCell::new() }
+    }
+
+    /// The destination's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The executor running it.
+    pub fn executor(&self) -> &dyn Executor {
+        self.executor.as_ref()
+    }
+
+    /// Replaces the config.
+    pub fn set_config(&mut self, config: Value) {
+        self.config = Some(config);
+    }
+
+    /// The spec (asked once, then cached).
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when the connector fails.
+    pub async fn spec(&self) -> Result<&ConnectorSpecification, DestinationError> {
+        Ok(self.spec.get_or_try_init(|| self.executor.spec()).await?)
+    }
+
+    fn config_or_err(&self) -> Result<&Value, DestinationError> {
+        self.config.as_ref().ok_or_else(|| DestinationError::NoConfig(self.name.clone()))
+    }
+
+    /// Validates the config against the spec, naming each bad path.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] (as [`DestinationError::Config`]) when it does not match.
+    pub async fn validate_config(&self) -> Result<(), DestinationError> {
+        let config = self.config_or_err()?;
+        let spec = self.spec().await?;
+        Ok(config::validate(&self.name, &spec.connection_specification, config)?)
+    }
+
+    /// Validates the config, then runs the connector's `check`.
+    ///
+    /// # Errors
+    /// An invalid config, or a connector that crashes without a status.
+    pub async fn check(&self) -> Result<AirbyteConnectionStatus, DestinationError> {
+        self.validate_config().await?;
+        Ok(self.executor.check(self.config_or_err()?).await?)
+    }
+
+    /// The connector's version: what the backend reports, else the version asked for.
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when asking fails.
+    pub async fn version(&self) -> Result<Option<String>, DestinationError> {
+        Ok(self.executor.version().await?.or_else(|| self.version.clone()))
+    }
+
+    /// Installs the connector (where the backend installs anything).
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when installing fails.
+    pub async fn install(&self) -> Result<(), DestinationError> {
+        Ok(self.executor.install().await?)
+    }
+
+    /// Uninstalls the connector.
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when removing fails.
+    pub async fn uninstall(&self) -> Result<(), DestinationError> {
+        Ok(self.executor.uninstall().await?)
+    }
+
+    /// Starts a write of `input` (newline-delimited Airbyte messages) with `catalog`.
+    /// Set state persistence and options on the returned job, then `run()` it.
+    ///
+    /// # Errors
+    /// [`DestinationError::NoConfig`] when no config was given.
+    pub fn write(
+        &self,
+        input: impl AsyncRead + Send + Unpin + 'static,
+        catalog: ConfiguredAirbyteCatalog,
+    ) -> Result<WriteJob<'_>, DestinationError> {
+        let config = self.config_or_err()?.clone();
+        Ok(WriteJob::new(self.executor.as_ref(), config, catalog).input(input))
+    }
+}

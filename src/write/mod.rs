@@ -1,0 +1,456 @@
+//! `write`: the one write loop — any message stream into any destination.
+//!
+//! Owns forwarding (RECORD, STATE, TRACE STREAM_STATUS), counting, matching echoed
+//! states against sent ones, handing confirmed states to [`crate::state`], progress,
+//! and the [`WriteResult`]. It drives an [`Executor`] and never learns which backend
+//! that is. It does not parse records (see [`crate::protocol::peek_line`]).
+//!
+//! A STATE echoed by the destination is accepted only if it was sent and comes in
+//! order; it is persisted, and only then are the records before it counted as
+//! confirmed.
+
+mod feed;
+mod ledger;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+
+use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent};
+use crate::protocol::{
+    AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError, OutputLine,
+    Payload, classify_output,
+};
+use crate::state::{StateError, StateStore, SyncKey};
+
+use feed::{Feed, FeedError, FeedSummary, LiveCounters};
+pub use ledger::StateMismatch;
+use ledger::{Ledger, SentState};
+
+/// Tuning of one write.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Longest input line accepted. Default: [`DEFAULT_MAX_LINE_BYTES`].
+    pub max_line_bytes: usize,
+    /// A batch is sent once it holds this many bytes. Default: 256 KiB.
+    pub batch_bytes: usize,
+    /// …or this many lines. Default: 4096.
+    pub batch_lines: usize,
+    /// How long the destination may refuse input before it counts as stalled.
+    /// Default: 10 minutes.
+    pub stall_timeout: Duration,
+    /// How often the progress callback runs. Default: 1 s.
+    pub progress_interval: Duration,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            batch_bytes: 256 * 1024,
+            batch_lines: 4096,
+            stall_timeout: Duration::from_secs(600),
+            progress_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counts of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamTotals {
+    /// Stream name.
+    pub name: String,
+    /// Namespace, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Records sent to the destination.
+    pub sent: u64,
+    /// Records covered by a state the destination echoed and airlock persisted.
+    pub confirmed: u64,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WriteResult {
+    /// The destination's name.
+    pub destination: String,
+    /// Records sent.
+    pub records_sent: u64,
+    /// Records confirmed (covered by a persisted echoed state).
+    pub records_confirmed: u64,
+    /// States sent.
+    pub states_sent: u64,
+    /// States confirmed.
+    pub states_confirmed: u64,
+    /// Bytes sent, newlines included.
+    pub bytes_sent: u64,
+    /// Wall time, in seconds.
+    pub duration_secs: f64,
+    /// Per stream, keyed `name` or `namespace.name`.
+    pub streams: BTreeMap<String, StreamTotals>,
+    /// The last confirmed state of each stream (and the GLOBAL / LEGACY one).
+    pub final_states: Vec<AirbyteStateMessage>,
+    /// Input lines that were not Airbyte messages.
+    pub lines_skipped: u64,
+    /// Records of streams not in the catalog.
+    pub records_skipped: u64,
+    /// Whether all input was delivered and the destination finished cleanly.
+    pub completed: bool,
+}
+
+impl WriteResult {
+    /// Records per second over the whole run.
+    pub fn records_per_sec(&self) -> f64 {
+        if self.duration_secs > 0.0 { self.records_sent as f64 / self.duration_secs } else { 0.0 }
+    }
+
+    /// Megabytes (10^6) per second over the whole run.
+    pub fn megabytes_per_sec(&self) -> f64 {
+        if self.duration_secs > 0.0 { self.bytes_sent as f64 / 1e6 / self.duration_secs } else { 0.0 }
+    }
+}
+
+/// A snapshot for progress displays.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Records sent so far.
+    pub records_sent: u64,
+    /// Bytes sent so far.
+    pub bytes_sent: u64,
+    /// Records confirmed so far.
+    pub records_confirmed: u64,
+    /// States confirmed so far.
+    pub states_confirmed: u64,
+    /// Time since the write started.
+    pub elapsed: Duration,
+}
+
+/// Why a write failed. [`WriteError::partial`] holds what was done and confirmed
+/// before the failure; every state counted there is persisted.
+#[derive(Debug, thiserror::Error)]
+#[error("{cause}")]
+pub struct WriteError {
+    /// What went wrong.
+    #[source]
+    pub cause: WriteFailure,
+    /// Counts up to the failure.
+    pub partial: Box<WriteResult>,
+}
+
+/// The cause of a [`WriteError`].
+#[derive(Debug, thiserror::Error)]
+pub enum WriteFailure {
+    /// The destination could not be started, failed, or stopped reading.
+    #[error(transparent)]
+    Destination(#[from] ExecutorError),
+    /// The destination echoed a state it should not have.
+    #[error(
+        "{destination} echoed {problem}: {state}\n  \
+         the write was stopped; states confirmed before it are kept"
+    )]
+    UnexpectedState {
+        /// The destination.
+        destination: String,
+        /// What was wrong.
+        problem: StateMismatch,
+        /// The echoed state, shortened.
+        state: String,
+    },
+    /// The input could not be read.
+    #[error("input: {0}")]
+    Input(#[source] FramingError),
+    /// A confirmed state could not be persisted.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Where confirmed states are persisted, and under which key.
+#[derive(Debug, Clone)]
+pub struct StateTarget {
+    /// The store.
+    pub store: Arc<StateStore>,
+    /// The source → destination pair.
+    pub key: SyncKey,
+}
+
+type ProgressCallback = Box<dyn FnMut(&Progress) + Send>;
+
+/// One write, built then run: input messages into a destination.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// use airlock::executor::process::ProcessExecutor;
+/// use airlock::write::WriteJob;
+/// let dest = ProcessExecutor::new("destination-dev-null", "./destination-dev-null");
+/// let catalog = serde_json::from_str(&std::fs::read_to_string("catalog.json")?)?;
+/// let config = serde_json::json!({"test_destination": {"test_destination_type": "SILENT"}});
+/// let input = tokio::fs::File::open("messages.jsonl").await?;
+/// let result = WriteJob::new(&dest, config, catalog).input(input).run().await?;
+/// println!("{} records confirmed", result.records_confirmed);
+/// # Ok(()) }
+/// ```
+pub struct WriteJob<'a> {
+    executor: &'a dyn Executor,
+    config: Value,
+    catalog: ConfiguredAirbyteCatalog,
+    input: Option<Box<dyn AsyncRead + Send + Unpin>>,
+    state: Option<StateTarget>,
+    options: WriteOptions,
+    progress: Option<ProgressCallback>,
+}
+
+impl<'a> WriteJob<'a> {
+    /// A write into `executor`'s destination with `config` and `catalog`.
+    pub fn new(executor: &'a dyn Executor, config: Value, catalog: ConfiguredAirbyteCatalog) -> Self {
+        Self { executor, config, catalog, input: None, state: None, options: WriteOptions::default(), progress: None }
+    }
+
+    /// The messages to write (newline-delimited JSON). Default: none.
+    pub fn input(mut self, input: impl AsyncRead + Send + Unpin + 'static) -> Self {
+        self.input = Some(Box::new(input));
+        self
+    }
+
+    /// Persist confirmed states here. Default: not persisted.
+    pub fn state(mut self, target: StateTarget) -> Self {
+        self.state = Some(target);
+        self
+    }
+
+    /// Tuning.
+    pub fn options(mut self, options: WriteOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Called every [`WriteOptions::progress_interval`] while the write runs.
+    pub fn on_progress(mut self, callback: impl FnMut(&Progress) + Send + 'static) -> Self {
+        self.progress = Some(Box::new(callback));
+        self
+    }
+
+    /// Runs the write to the end.
+    ///
+    /// # Errors
+    /// [`WriteError`], with the counts reached, when the destination fails, echoes a
+    /// state it should not, the input breaks, or a state cannot be persisted.
+    pub async fn run(self) -> Result<WriteResult, WriteError> {
+        let span = tracing::info_span!("write", destination = self.executor.connector());
+        let _entered = span.enter();
+        WriteLoop::start(self).await
+    }
+}
+
+/// The running loop's own state.
+struct WriteLoop {
+    destination: String,
+    started: Instant,
+    ledger: Ledger,
+    states_rx: mpsc::UnboundedReceiver<SentState>,
+    counters: Arc<LiveCounters>,
+    state: Option<StateTarget>,
+}
+
+impl WriteLoop {
+    async fn start(job: WriteJob<'_>) -> Result<WriteResult, WriteError> {
+        let destination = job.executor.connector().to_owned();
+        let (states_tx, states_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(LiveCounters::default());
+        let mut this = WriteLoop {
+            destination,
+            started: Instant::now(),
+            ledger: Ledger::default(),
+            states_rx,
+            counters: counters.clone(),
+            state: job.state,
+        };
+        let feed = Feed {
+            catalog: job.catalog.clone(),
+            max_line_bytes: job.options.max_line_bytes,
+            batch_bytes: job.options.batch_bytes,
+            batch_lines: job.options.batch_lines,
+            stall_timeout: job.options.stall_timeout,
+            counters,
+            states: states_tx,
+        };
+        let invocation = Invocation::Write { config: job.config, catalog: job.catalog };
+        let mut session = match job.executor.run(invocation).await {
+            Ok(session) => session,
+            Err(error) => return Err(this.fail(error.into(), FeedSummary::default())),
+        };
+        let Some(input_tx) = session.input.take() else {
+            return Err(this.fail(
+                ExecutorError::Io {
+                    connector: this.destination.clone(),
+                    context: "opening the destination's input",
+                    source: std::io::Error::other("the executor gave no input channel for write"),
+                }
+                .into(),
+                FeedSummary::default(),
+            ));
+        };
+        let input = job.input.unwrap_or_else(|| Box::new(tokio::io::empty()));
+        let mut feeder = tokio::spawn(feed.run(input, input_tx));
+        let mut feed_outcome: Option<(FeedSummary, Result<(), FeedError>)> = None;
+        let mut fatal: Option<WriteFailure> = None;
+        let mut progress = job.progress;
+        let mut ticker = tokio::time::interval(job.options.progress_interval);
+        ticker.tick().await;
+
+        loop {
+            tokio::select! {
+                event = session.output.recv() => match event {
+                    Some(OutputEvent::Lines(batch)) => {
+                        for line in batch.lines() {
+                            if let Err(failure) = this.on_output_line(line) {
+                                fatal = Some(failure);
+                                break;
+                            }
+                        }
+                        if fatal.is_some() {
+                            session.abort();
+                            break;
+                        }
+                    }
+                    Some(OutputEvent::Diagnostic(_)) => {}
+                    None => break,
+                },
+                joined = &mut feeder, if feed_outcome.is_none() => {
+                    let outcome = joined.unwrap_or_else(|e| (FeedSummary::default(), Err(FeedError::Input(FramingError::Io { line_number: 0, source: std::io::Error::other(e) }))));
+                    match &outcome.1 {
+                        Ok(()) | Err(FeedError::DestinationClosed) => {}
+                        Err(FeedError::Input(_)) | Err(FeedError::Stalled(_)) => session.abort(),
+                    }
+                    feed_outcome = Some(outcome);
+                }
+                _ = ticker.tick(), if progress.is_some() => {
+                    if let Some(callback) = progress.as_mut() {
+                        callback(&this.progress());
+                    }
+                }
+            }
+        }
+
+        // The destination's output has ended. The feed is done too, unless the
+        // destination quit early: then it is stopped, not waited for.
+        let (summary, feed_result) = match feed_outcome {
+            Some(outcome) => outcome,
+            None => match tokio::time::timeout(Duration::from_secs(2), &mut feeder).await {
+                Ok(Ok(outcome)) => outcome,
+                _ => {
+                    feeder.abort();
+                    (FeedSummary::default(), Err(FeedError::DestinationClosed))
+                }
+            },
+        };
+        let exit = session.exit.await;
+        this.drain_registered_states();
+
+        let stopped_reading = |stalled: Duration, exit: Result<(), ExecutorError>| {
+            let log_tail = exit.err().and_then(|e| e.log_tail().cloned()).unwrap_or_default();
+            ExecutorError::StoppedReading { connector: this.destination.clone(), stalled_secs: stalled.as_secs(), log_tail }
+        };
+        // The first cause wins: a protocol breach or bad input is the root even though
+        // the destination then exited on the abort.
+        let failure = match (fatal, feed_result) {
+            (Some(failure), _) => Some(failure),
+            (None, Err(FeedError::Input(error))) => Some(WriteFailure::Input(error)),
+            (None, Err(FeedError::Stalled(timeout))) => Some(stopped_reading(timeout, exit).into()),
+            (None, Err(FeedError::DestinationClosed)) => Some(match exit {
+                Err(error) => error.into(),
+                Ok(()) => stopped_reading(Duration::ZERO, Ok(())).into(),
+            }),
+            (None, Ok(())) => exit.err().map(WriteFailure::Destination),
+        };
+        match failure {
+            Some(cause) => Err(this.fail(cause, summary)),
+            None => Ok(this.result(summary, true)),
+        }
+    }
+
+    fn drain_registered_states(&mut self) {
+        while let Ok(sent) = self.states_rx.try_recv() {
+            self.ledger.register(sent);
+        }
+    }
+
+    /// Handles one line the destination emitted.
+    fn on_output_line(&mut self, line: &[u8]) -> Result<(), WriteFailure> {
+        let OutputLine::Message(message) = classify_output(line) else {
+            return Ok(()); // text and keep-alives: the executor kept them as logs
+        };
+        match message.payload {
+            Payload::State(echoed) => {
+                self.drain_registered_states();
+                let covered = self.ledger.accept(&echoed).map_err(|problem| {
+                    let mut state = serde_json::to_string(&echoed).unwrap_or_default();
+                    if state.len() > 300 {
+                        state.truncate(state.floor_char_boundary(300));
+                        state.push('…');
+                    }
+                    WriteFailure::UnexpectedState { destination: self.destination.clone(), problem, state }
+                })?;
+                if let Some(target) = &self.state {
+                    target.store.commit(&target.key, &covered)?;
+                }
+                tracing::debug!(states = covered.len(), "state confirmed");
+                Ok(())
+            }
+            Payload::Control(control) => {
+                tracing::info!(
+                    destination = %self.destination,
+                    "the destination asked to store an updated config (CONTROL connectorConfig); \
+                     this write does not persist connector configs"
+                );
+                let _ = control;
+                Ok(())
+            }
+            _ => Ok(()), // LOG and TRACE are kept by the executor's diagnostics
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            records_sent: self.counters.records_sent.load(Ordering::Relaxed),
+            bytes_sent: self.counters.bytes_sent.load(Ordering::Relaxed),
+            records_confirmed: self.ledger.confirmed.iter().map(|(_, n)| n).sum(),
+            states_confirmed: self.ledger.states_confirmed,
+            elapsed: self.started.elapsed(),
+        }
+    }
+
+    fn result(&self, summary: FeedSummary, completed: bool) -> WriteResult {
+        let mut streams = BTreeMap::new();
+        for (descriptor, sent) in summary.sent.snapshot() {
+            let confirmed = self.ledger.confirmed.iter().find(|(d, _)| d == &descriptor).map_or(0, |(_, n)| *n);
+            streams.insert(
+                descriptor.to_string(),
+                StreamTotals { name: descriptor.name.clone(), namespace: descriptor.namespace.clone(), sent, confirmed },
+            );
+        }
+        WriteResult {
+            destination: self.destination.clone(),
+            records_sent: streams.values().map(|s| s.sent).sum(),
+            records_confirmed: streams.values().map(|s| s.confirmed).sum(),
+            states_sent: self.ledger.states_sent,
+            states_confirmed: self.ledger.states_confirmed,
+            bytes_sent: self.counters.bytes_sent.load(Ordering::Relaxed),
+            duration_secs: self.started.elapsed().as_secs_f64(),
+            streams,
+            final_states: self.ledger.final_states(),
+            lines_skipped: summary.lines_skipped,
+            records_skipped: summary.records_skipped,
+            completed: completed && summary.input_complete,
+        }
+    }
+
+    fn fail(&self, cause: WriteFailure, summary: FeedSummary) -> WriteError {
+        WriteError { cause, partial: Box::new(self.result(summary, false)) }
+    }
+}
