@@ -36,7 +36,9 @@ pub const STATE_EVERY: u64 = 10_000;
 /// `n` faker-like `users` records of about 300 bytes each, with a STREAM state every
 /// [`STATE_EVERY`] records and at the end, as newline-delimited Airbyte messages.
 pub fn synthetic_input(n: u64) -> Vec<u8> {
-    const FIRST: [&str; 8] = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances"];
+    const FIRST: [&str; 8] = [
+        "Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances",
+    ];
     const CITY: [&str; 6] = ["Lisbon", "Osaka", "Nairobi", "Lima", "Oslo", "Perth"];
     let mut out = Vec::with_capacity(n as usize * 310);
     for i in 0..n {
@@ -109,12 +111,19 @@ pub async fn parse_only(input: &[u8]) -> anyhow::Result<CaseResult> {
     let mut records = 0u64;
     loop {
         buf.clear();
-        let Some(range) = reader.read_line_into(&mut buf).await? else { break };
+        let Some(range) = reader.read_line_into(&mut buf).await? else {
+            break;
+        };
         if let LinePeek::Record { .. } = peek_line(&buf[range]) {
             records += 1;
         }
     }
-    Ok(CaseResult { case: "framing + peek, in-process".into(), records, bytes: input.len() as u64, secs: started.elapsed().as_secs_f64() })
+    Ok(CaseResult {
+        case: "framing + peek, in-process".into(),
+        records,
+        bytes: input.len() as u64,
+        secs: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// The write loop into `executor`'s destination, with `config`.
@@ -136,11 +145,18 @@ pub async fn through_executor(
         result.records_confirmed,
         result.records_sent
     );
-    Ok(CaseResult { case: case.into(), records: result.records_sent, bytes: result.bytes_sent, secs: started.elapsed().as_secs_f64() })
+    Ok(CaseResult {
+        case: case.into(),
+        records: result.records_sent,
+        bytes: result.bytes_sent,
+        secs: started.elapsed().as_secs_f64(),
+    })
 }
 
 fn default_dev_null() -> Option<PathBuf> {
-    let beside = std::env::current_exe().ok()?.with_file_name("destination-dev-null");
+    let beside = std::env::current_exe()
+        .ok()?
+        .with_file_name("destination-dev-null");
     if beside.is_file() {
         return Some(beside);
     }
@@ -159,7 +175,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let silent = json!({"test_destination": {"test_destination_type": "SILENT"}});
     let mut rows = vec![parse_only(&input).await?];
     let process = ProcessExecutor::new("destination-dev-null", &dev_null);
-    rows.push(through_executor("write loop -> dev-null (process)", &process, silent, &input).await?);
+    rows.push(
+        through_executor("write loop -> dev-null (process)", &process, silent, &input).await?,
+    );
     print_table(&rows, args.json);
     Ok(())
 }

@@ -45,7 +45,11 @@ pub enum DestinationError {
 /// # Ok(()) }
 /// ```
 pub fn get_destination(name: impl Into<String>) -> DestinationBuilder {
-    DestinationBuilder { name: name.into(), config: None, options: ExecutorOptions::default() }
+    DestinationBuilder {
+        name: name.into(),
+        config: None,
+        options: ExecutorOptions::default(),
+    }
 }
 
 /// Builder returned by [`get_destination`].
@@ -93,7 +97,12 @@ impl DestinationBuilder {
     /// [`ExecutorError::NotFound`] when no backend has it.
     pub fn build(self) -> Result<Destination, DestinationError> {
         let executor = registry::resolve(&self.name, &self.options)?;
-        Ok(Destination::from_executor(self.name, executor, self.config, self.options.version))
+        Ok(Destination::from_executor(
+            self.name,
+            executor,
+            self.config,
+            self.options.version,
+        ))
     }
 }
 
@@ -115,7 +124,13 @@ impl Destination {
         config: Option<Value>,
         version: Option<String>,
     ) -> Self {
-        Self { name: name.into(), executor: executor.into(), config, version, spec: OnceCell::new() }
+        Self {
+            name: name.into(),
+            executor: executor.into(),
+            config,
+            version,
+            spec: OnceCell::new(),
+        }
     }
 
     /// The destination's name.
@@ -142,7 +157,9 @@ impl Destination {
     }
 
     fn config_or_err(&self) -> Result<&Value, DestinationError> {
-        self.config.as_ref().ok_or_else(|| DestinationError::NoConfig(self.name.clone()))
+        self.config
+            .as_ref()
+            .ok_or_else(|| DestinationError::NoConfig(self.name.clone()))
     }
 
     /// Validates the config against the spec, naming each bad path.
@@ -152,7 +169,11 @@ impl Destination {
     pub async fn validate_config(&self) -> Result<(), DestinationError> {
         let config = self.config_or_err()?;
         let spec = self.spec().await?;
-        Ok(config::validate(&self.name, &spec.connection_specification, config)?)
+        Ok(config::validate(
+            &self.name,
+            &spec.connection_specification,
+            config,
+        )?)
     }
 
     /// Validates the config, then runs the connector's `check`.
@@ -169,7 +190,11 @@ impl Destination {
     /// # Errors
     /// [`ExecutorError`] when asking fails.
     pub async fn version(&self) -> Result<Option<String>, DestinationError> {
-        Ok(self.executor.version().await?.or_else(|| self.version.clone()))
+        Ok(self
+            .executor
+            .version()
+            .await?
+            .or_else(|| self.version.clone()))
     }
 
     /// Installs the connector (where the backend installs anything).

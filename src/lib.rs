@@ -5,13 +5,13 @@
 //!
 //! Start with [`get_destination`].
 
+pub mod config;
+mod destination;
 pub mod executor;
 pub mod protocol;
+pub mod registry;
 pub mod state;
 pub mod write;
-pub mod config;
-pub mod registry;
-mod destination;
 
 pub use destination::{Destination, DestinationBuilder, DestinationError, get_destination};
 pub mod bench;

@@ -1,1 +1,15 @@
-fn main(){}
+//! airlock's integration tests: one binary, real processes, real files.
+//!
+//! Every test runs the real `airlock` binary or library against real connector
+//! processes: our native plugins, small scripted fakes for failures, and (where
+//! installed) the real `airbyte-source-faker` from PyPI.
+
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap should panic")]
+
+mod support;
+
+mod bad_input;
+mod cli_basics;
+mod faker;
+mod process_executor;
+mod state_durability;

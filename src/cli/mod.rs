@@ -69,7 +69,9 @@ impl ExecutorFlags {
             ..ExecutorOptions::default()
         };
         if let Some(root) = &self.local_root {
-            options.env.push(("AIRLOCK_LOCAL_ROOT".into(), root.display().to_string()));
+            options
+                .env
+                .push(("AIRLOCK_LOCAL_ROOT".into(), root.display().to_string()));
         }
         options
     }
@@ -142,7 +144,10 @@ pub struct WriteArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("airlock: cannot start the async runtime: {error}");
@@ -166,7 +171,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// An error with the exit code it maps to.
@@ -176,12 +185,18 @@ struct Failure {
 }
 
 fn usage(error: impl Into<anyhow::Error>) -> Failure {
-    Failure { error: error.into(), code: 2 }
+    Failure {
+        error: error.into(),
+        code: 2,
+    }
 }
 
 fn from_executor(error: ExecutorError) -> Failure {
     let code = if error.is_connector_failure() { 1 } else { 2 };
-    Failure { error: error.into(), code }
+    Failure {
+        error: error.into(),
+        code,
+    }
 }
 
 fn from_destination(error: DestinationError) -> Failure {
@@ -196,11 +211,18 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Spec(args) => spec(args).await,
         Command::Check(args) => check(args).await,
         Command::Write(args) => write(args).await,
-        Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS).map_err(|error| Failure { error, code: 1 }),
+        Command::Bench(args) => crate::bench::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|error| Failure { error, code: 1 }),
     }
 }
 
-fn build_destination(name: &str, flags: &ExecutorFlags, config: Option<serde_json::Value>) -> Result<crate::Destination, Failure> {
+fn build_destination(
+    name: &str,
+    flags: &ExecutorFlags,
+    config: Option<serde_json::Value>,
+) -> Result<crate::Destination, Failure> {
     let mut builder = crate::get_destination(name);
     if let Some(config) = config {
         builder = builder.config(config);
@@ -235,7 +257,11 @@ async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
         match (&status.status, &status.message) {
             (ConnectionStatus::Succeeded, _) => println!("{}: check succeeded", args.destination),
             (ConnectionStatus::Failed, message) => {
-                println!("{}: check FAILED: {}", args.destination, message.as_deref().unwrap_or("(no message)"))
+                println!(
+                    "{}: check FAILED: {}",
+                    args.destination,
+                    message.as_deref().unwrap_or("(no message)")
+                )
             }
         }
     }
@@ -260,13 +286,19 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
     let input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if args.input == "-" {
         Box::new(tokio::io::stdin())
     } else {
-        let file = tokio::fs::File::open(&args.input)
-            .await
-            .map_err(|e| usage(anyhow::anyhow!("input {}: {e}; pass a readable file or - for stdin", args.input)))?;
+        let file = tokio::fs::File::open(&args.input).await.map_err(|e| {
+            usage(anyhow::anyhow!(
+                "input {}: {e}; pass a readable file or - for stdin",
+                args.input
+            ))
+        })?;
         Box::new(file)
     };
     let destination = build_destination(&args.destination, &args.executor, Some(config))?;
-    destination.validate_config().await.map_err(from_destination)?;
+    destination
+        .validate_config()
+        .await
+        .map_err(from_destination)?;
 
     let options = WriteOptions {
         max_line_bytes: args.max_line_bytes,
@@ -274,11 +306,17 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
         progress_interval: Duration::from_secs(5),
         ..WriteOptions::default()
     };
-    let mut job = destination.write(input, catalog).map_err(from_destination)?.options(options);
+    let mut job = destination
+        .write(input, catalog)
+        .map_err(from_destination)?
+        .options(options);
     if !args.no_state {
         let path = args.state_db.clone().unwrap_or_else(crate::home::state_db);
         let store = StateStore::open(&path).map_err(usage)?;
-        job = job.state(StateTarget { store: Arc::new(store), key: SyncKey::new(&args.source_name, &args.destination) });
+        job = job.state(StateTarget {
+            store: Arc::new(store),
+            key: SyncKey::new(&args.source_name, &args.destination),
+        });
     }
     if !args.json {
         job = job.on_progress(|p| {
@@ -304,7 +342,10 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
                 WriteFailure::Input(_) => 2,
                 _ => 1,
             };
-            Err(Failure { error: cause.into(), code })
+            Err(Failure {
+                error: cause.into(),
+                code,
+            })
         }
     }
 }
@@ -324,10 +365,17 @@ fn print_result(result: &WriteResult, json: bool) {
         result.duration_secs,
         result.records_per_sec(),
         result.megabytes_per_sec(),
-        if result.completed { "" } else { " — INCOMPLETE" },
+        if result.completed {
+            ""
+        } else {
+            " — INCOMPLETE"
+        },
     );
     for (name, totals) in &result.streams {
-        println!("  {name}: {} sent, {} confirmed", totals.sent, totals.confirmed);
+        println!(
+            "  {name}: {} sent, {} confirmed",
+            totals.sent, totals.confirmed
+        );
     }
     if result.lines_skipped > 0 || result.records_skipped > 0 {
         println!(
@@ -351,23 +399,60 @@ mod tests {
     #[test]
     fn write_takes_the_documented_flags() {
         let cli = Cli::try_parse_from([
-            "airlock", "write", "destination-dev-null", "--config", "{}", "--catalog", "c.json", "--input", "m.jsonl",
-            "--state-db", "s.db", "--json", "--local-executable", "/bin/x", "--version", "1.2.3",
+            "airlock",
+            "write",
+            "destination-dev-null",
+            "--config",
+            "{}",
+            "--catalog",
+            "c.json",
+            "--input",
+            "m.jsonl",
+            "--state-db",
+            "s.db",
+            "--json",
+            "--local-executable",
+            "/bin/x",
+            "--version",
+            "1.2.3",
         ])
         .expect("parses");
-        let Command::Write(args) = cli.command else { panic!("write") };
+        let Command::Write(args) = cli.command else {
+            panic!("write")
+        };
         assert_eq!(args.input, "m.jsonl");
         assert!(args.json);
-        assert_eq!(args.executor.local_executable, Some(PathBuf::from("/bin/x")));
+        assert_eq!(
+            args.executor.local_executable,
+            Some(PathBuf::from("/bin/x"))
+        );
         assert_eq!(args.executor.connector_version.as_deref(), Some("1.2.3"));
     }
 
     #[test]
     fn write_reads_stdin_by_default_and_refuses_state_db_with_no_state() {
-        let cli = Cli::try_parse_from(["airlock", "write", "d", "--config", "{}", "--catalog", "{}"]).expect("parses");
-        let Command::Write(args) = cli.command else { panic!("write") };
+        let cli =
+            Cli::try_parse_from(["airlock", "write", "d", "--config", "{}", "--catalog", "{}"])
+                .expect("parses");
+        let Command::Write(args) = cli.command else {
+            panic!("write")
+        };
         assert_eq!(args.input, "-");
-        assert!(Cli::try_parse_from(["airlock", "write", "d", "--config", "{}", "--catalog", "{}", "--no-state", "--state-db", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "airlock",
+                "write",
+                "d",
+                "--config",
+                "{}",
+                "--catalog",
+                "{}",
+                "--no-state",
+                "--state-db",
+                "x"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
@@ -378,7 +463,15 @@ mod tests {
 
     #[test]
     fn local_root_reaches_the_connector_environment() {
-        let flags = ExecutorFlags { local_root: Some(PathBuf::from("/tmp/root")), ..ExecutorFlags::default() };
-        assert!(flags.options().env.contains(&("AIRLOCK_LOCAL_ROOT".into(), "/tmp/root".into())));
+        let flags = ExecutorFlags {
+            local_root: Some(PathBuf::from("/tmp/root")),
+            ..ExecutorFlags::default()
+        };
+        assert!(
+            flags
+                .options()
+                .env
+                .contains(&("AIRLOCK_LOCAL_ROOT".into(), "/tmp/root".into()))
+        );
     }
 }

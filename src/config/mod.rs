@@ -77,7 +77,11 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = if self.path.is_empty() { "(top level)" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "(top level)"
+        } else {
+            &self.path
+        };
         write!(f, "{path}: {}", self.message)
     }
 }
@@ -91,11 +95,19 @@ pub fn read_json_arg(what: &'static str, arg: &str) -> Result<Value, ConfigError
     let (text, origin) = if trimmed.starts_with('{') || trimmed.starts_with('[') {
         (arg.to_owned(), "(inline)".to_owned())
     } else {
-        let text = std::fs::read_to_string(Path::new(arg))
-            .map_err(|source| ConfigError::Unreadable { what, path: arg.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(Path::new(arg)).map_err(|source| ConfigError::Unreadable {
+                what,
+                path: arg.to_owned(),
+                source,
+            })?;
         (text, arg.to_owned())
     };
-    serde_json::from_str(&text).map_err(|source| ConfigError::NotJson { what, origin, source })
+    serde_json::from_str(&text).map_err(|source| ConfigError::NotJson {
+        what,
+        origin,
+        source,
+    })
 }
 
 /// Reads a config argument and checks it is a JSON object.
@@ -143,7 +155,11 @@ pub fn redact(config: &Value, secrets: &BTreeSet<String>) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let v = if secrets.contains(k) && !v.is_object() { Value::from("**********") } else { redact(v, secrets) };
+                    let v = if secrets.contains(k) && !v.is_object() {
+                        Value::from("**********")
+                    } else {
+                        redact(v, secrets)
+                    };
                     (k.clone(), v)
                 })
                 .collect(),
@@ -159,8 +175,10 @@ pub fn redact(config: &Value, secrets: &BTreeSet<String>) -> Value {
 /// [`ConfigError::Invalid`] listing every violation with its path (secret values
 /// masked), or [`ConfigError::BadSpec`] when the spec itself is not a schema.
 pub fn validate(connector: &str, spec_schema: &Value, config: &Value) -> Result<(), ConfigError> {
-    let validator = jsonschema::validator_for(spec_schema)
-        .map_err(|e| ConfigError::BadSpec { connector: connector.to_owned(), reason: e.to_string() })?;
+    let validator = jsonschema::validator_for(spec_schema).map_err(|e| ConfigError::BadSpec {
+        connector: connector.to_owned(),
+        reason: e.to_string(),
+    })?;
     let secrets = secret_fields(spec_schema);
     let violations: Vec<Violation> = validator
         .iter_errors(config)
@@ -168,7 +186,10 @@ pub fn validate(connector: &str, spec_schema: &Value, config: &Value) -> Result<
             let path = error.instance_path().as_str().to_owned();
             let touches_secret = path.split('/').any(|segment| secrets.contains(segment));
             let message = if touches_secret {
-                format!("{} (secret value not shown)", error.masked_with("the value"))
+                format!(
+                    "{} (secret value not shown)",
+                    error.masked_with("the value")
+                )
             } else {
                 error.to_string()
             };
@@ -178,7 +199,10 @@ pub fn validate(connector: &str, spec_schema: &Value, config: &Value) -> Result<
     if violations.is_empty() {
         Ok(())
     } else {
-        Err(ConfigError::Invalid { connector: connector.to_owned(), violations })
+        Err(ConfigError::Invalid {
+            connector: connector.to_owned(),
+            violations,
+        })
     }
 }
 
@@ -204,26 +228,54 @@ mod tests {
 
     #[test]
     fn violations_name_their_path() {
-        let err = validate("dest", &schema(), &json!({"host": 5, "port": "x", "password": "longenough"})).expect_err("invalid");
-        let ConfigError::Invalid { violations, .. } = &err else { panic!("{err}") };
+        let err = validate(
+            "dest",
+            &schema(),
+            &json!({"host": 5, "port": "x", "password": "longenough"}),
+        )
+        .expect_err("invalid");
+        let ConfigError::Invalid { violations, .. } = &err else {
+            panic!("{err}")
+        };
         let paths: Vec<&str> = violations.iter().map(|v| v.path.as_str()).collect();
-        assert!(paths.contains(&"/host") && paths.contains(&"/port"), "{paths:?}");
+        assert!(
+            paths.contains(&"/host") && paths.contains(&"/port"),
+            "{paths:?}"
+        );
         assert!(err.to_string().contains("/port"));
     }
 
     #[test]
     fn secret_values_never_appear_in_errors() {
-        let err = validate("dest", &schema(), &json!({"host": "h", "password": "hunter2", "nested": {"token": 12345}})).expect_err("invalid");
+        let err = validate(
+            "dest",
+            &schema(),
+            &json!({"host": "h", "password": "hunter2", "nested": {"token": 12345}}),
+        )
+        .expect_err("invalid");
         let text = err.to_string();
-        assert!(!text.contains("hunter2") && !text.contains("12345"), "{text}");
-        assert!(text.contains("/password") && text.contains("secret value not shown"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("12345"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/password") && text.contains("secret value not shown"),
+            "{text}"
+        );
     }
 
     #[test]
     fn missing_required_fields_are_reported() {
         let err = validate("dest", &schema(), &json!({})).expect_err("invalid");
         assert!(err.to_string().contains("host"), "{err}");
-        assert!(validate("dest", &schema(), &json!({"host": "h", "password": "longenough"})).is_ok());
+        assert!(
+            validate(
+                "dest",
+                &schema(),
+                &json!({"host": "h", "password": "longenough"})
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -241,10 +293,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("c.json");
         std::fs::write(&path, r#"{"b":2}"#).expect("write");
-        assert_eq!(read_config_arg(path.to_str().expect("utf8")).expect("file")["b"], 2);
+        assert_eq!(
+            read_config_arg(path.to_str().expect("utf8")).expect("file")["b"],
+            2
+        );
         let missing = read_config_arg("/nonexistent/c.json").expect_err("missing");
-        assert!(missing.to_string().contains("/nonexistent/c.json"), "{missing}");
+        assert!(
+            missing.to_string().contains("/nonexistent/c.json"),
+            "{missing}"
+        );
         assert!(read_config_arg("[1]").is_err(), "not an object");
-        assert!(matches!(read_config_arg("{nope").expect_err("bad"), ConfigError::NotJson { .. }));
+        assert!(matches!(
+            read_config_arg("{nope").expect_err("bad"),
+            ConfigError::NotJson { .. }
+        ));
     }
 }

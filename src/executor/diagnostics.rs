@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use memchr::memmem;
 
-use crate::protocol::{
-    AirbyteErrorTraceMessage, LogLevel, Payload, TraceType, parse_message,
-};
+use crate::protocol::{AirbyteErrorTraceMessage, LogLevel, Payload, TraceType, parse_message};
 
 /// Lines kept for errors.
 const TAIL_LINES: usize = 20;
@@ -60,12 +58,17 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Empty diagnostics for `connector`.
     pub fn new(connector: &str) -> Self {
-        Self { connector: connector.into(), inner: Arc::default() }
+        Self {
+            connector: connector.into(),
+            inner: Arc::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A poisoned lock only means another pump panicked mid-push; the data is fine.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn push(&self, line: String) {
@@ -98,10 +101,10 @@ impl Diagnostics {
         match first {
             None => {}
             Some(b'{') => {
-                if memmem::find(line, b"\"LOG\"").is_some() || memmem::find(line, b"\"TRACE\"").is_some() {
-                    if let Ok(message) = parse_message(line) {
-                        self.note_message(&message.payload);
-                    }
+                let may_matter = memmem::find(line, b"\"LOG\"").is_some()
+                    || memmem::find(line, b"\"TRACE\"").is_some();
+                if let Some(message) = may_matter.then(|| parse_message(line).ok()).flatten() {
+                    self.note_message(&message.payload);
                 }
             }
             Some(_) => self.note(String::from_utf8_lossy(line)),
@@ -117,7 +120,9 @@ impl Diagnostics {
                     LogLevel::Fatal | LogLevel::Error => {
                         tracing::warn!(connector = %self.connector, "{}", log.message)
                     }
-                    LogLevel::Warn => tracing::info!(connector = %self.connector, "{}", log.message),
+                    LogLevel::Warn => {
+                        tracing::info!(connector = %self.connector, "{}", log.message)
+                    }
                     _ => tracing::debug!(connector = %self.connector, "{}", log.message),
                 }
                 self.push(text);

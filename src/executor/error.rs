@@ -158,7 +158,10 @@ impl ExecutorError {
     pub fn is_connector_failure(&self) -> bool {
         matches!(
             self,
-            Self::ConnectorFailed { .. } | Self::StoppedReading { .. } | Self::MissingOutput { .. } | Self::Framing { .. }
+            Self::ConnectorFailed { .. }
+                | Self::StoppedReading { .. }
+                | Self::MissingOutput { .. }
+                | Self::Framing { .. }
         )
     }
 }

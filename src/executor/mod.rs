@@ -93,7 +93,12 @@ impl Session {
         exit: ExitFuture,
         abort: oneshot::Sender<()>,
     ) -> Self {
-        Self { input, output, exit, abort: Some(abort) }
+        Self {
+            input,
+            output,
+            exit,
+            abort: Some(abort),
+        }
     }
 
     /// Stops the connector now, without letting it finish its input: used when the
@@ -109,7 +114,9 @@ impl Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session").field("has_input", &self.input.is_some()).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("has_input", &self.input.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -172,7 +179,11 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`ExecutorError`] when the connector crashes without a status.
     async fn check(&self, config: &Value) -> Result<AirbyteConnectionStatus, ExecutorError> {
-        let session = self.run(Invocation::Check { config: config.clone() }).await?;
+        let session = self
+            .run(Invocation::Check {
+                config: config.clone(),
+            })
+            .await?;
         let found = collect_first(self.connector(), session, MessageType::ConnectionStatus).await?;
         match found {
             Payload::ConnectionStatus(status) => Ok(status),

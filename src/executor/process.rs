@@ -71,7 +71,22 @@ impl ProcessExecutor {
     }
 
     fn io_error(&self, context: &'static str) -> impl FnOnce(std::io::Error) -> ExecutorError + '_ {
-        move |source| ExecutorError::Io { connector: self.connector.clone(), context, source }
+        move |source| ExecutorError::Io {
+            connector: self.connector.clone(),
+            context,
+            source,
+        }
+    }
+}
+
+/// How long the output pumps may run on after the connector exited.
+const PIPE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Kills the connector's process group (it leads one: see `process_group(0)`).
+fn kill_process_group(pid: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pid) = pid.and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 
@@ -115,7 +130,12 @@ impl Executor for ProcessExecutor {
                     .map_err(self.io_error("writing config.json"))?;
                 let catalog = write_private_json(job.path(), "catalog.json", catalog)
                     .map_err(self.io_error("writing catalog.json"))?;
-                args.extend(["--config".into(), config.into(), "--catalog".into(), catalog.into()]);
+                args.extend([
+                    "--config".into(),
+                    config.into(),
+                    "--catalog".into(),
+                    catalog.into(),
+                ]);
             }
         }
         let takes_input = matches!(invocation, Invocation::Write { .. });
@@ -124,16 +144,27 @@ impl Executor for ProcessExecutor {
         command
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if takes_input { Stdio::piped() } else { Stdio::null() })
+            .stdin(if takes_input {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // Its own process group, so an abort reaches whatever it started too.
+        #[cfg(unix)]
+        command.process_group(0);
         let mut child = command.spawn().map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => ExecutorError::ExecutableNotFound {
                 connector: self.connector.clone(),
                 path: self.program.clone(),
             },
-            _ => ExecutorError::Spawn { connector: self.connector.clone(), path: self.program.clone(), source },
+            _ => ExecutorError::Spawn {
+                connector: self.connector.clone(),
+                path: self.program.clone(),
+                source,
+            },
         })?;
         tracing::debug!(connector = %self.connector, program = %self.program.display(), command = invocation.command(), "started");
 
@@ -154,22 +185,41 @@ impl Executor for ProcessExecutor {
         let stderr = child.stderr.take().ok_or_else(|| {
             self.io_error("opening stderr")(std::io::Error::other("no stderr pipe"))
         })?;
-        let stdout_pump = tokio::spawn(pump_stdout(stdout, output_tx.clone(), diagnostics.clone(), self.max_line_bytes));
+        let stdout_pump = tokio::spawn(pump_stdout(
+            stdout,
+            output_tx.clone(),
+            diagnostics.clone(),
+            self.max_line_bytes,
+        ));
         let stderr_pump = tokio::spawn(pump_stderr(stderr, output_tx, diagnostics.clone()));
 
         let connector = self.connector.clone();
-        let exit = async move {
+        let pid = child.id();
+        // The waiter runs on its own, so an abort takes effect at once, even while the
+        // caller is still draining output.
+        let waiter = tokio::spawn(async move {
             let _job = job; // removed (with config and catalog) when the run ends
             let status = tokio::select! {
                 status = child.wait() => status,
                 _ = abort_rx => {
+                    kill_process_group(pid);
                     let _ = child.start_kill();
                     child.wait().await
                 }
             }
-            .map_err(|source| ExecutorError::Io { connector: connector.clone(), context: "waiting for the connector", source })?;
-            let framing = stdout_pump.await.unwrap_or(Ok(()));
-            let _ = stderr_pump.await;
+            .map_err(|source| ExecutorError::Io {
+                connector: connector.clone(),
+                context: "waiting for the connector",
+                source,
+            })?;
+            // Children it left behind may hold its pipes open: end them, and give the
+            // pumps a grace period rather than waiting on strangers.
+            kill_process_group(pid);
+            let framing = match tokio::time::timeout(PIPE_GRACE, stdout_pump).await {
+                Ok(joined) => joined.unwrap_or(Ok(())),
+                Err(_) => Ok(()),
+            };
+            let _ = tokio::time::timeout(PIPE_GRACE, stderr_pump).await;
             let fed = match feeder {
                 Some(handle) => handle.await.unwrap_or(FeedOutcome::Completed),
                 None => FeedOutcome::Completed,
@@ -201,9 +251,27 @@ impl Executor for ProcessExecutor {
             }
             match fed {
                 FeedOutcome::Completed => Ok(()),
-                FeedOutcome::PipeClosed => Err(ExecutorError::StoppedReading { connector, stalled_secs: 0, log_tail }),
-                FeedOutcome::Failed(source) => Err(ExecutorError::Io { connector, context: "writing to the connector's stdin", source }),
+                FeedOutcome::PipeClosed => Err(ExecutorError::StoppedReading {
+                    connector,
+                    stalled_secs: 0,
+                    log_tail,
+                }),
+                FeedOutcome::Failed(source) => Err(ExecutorError::Io {
+                    connector,
+                    context: "writing to the connector's stdin",
+                    source,
+                }),
             }
+        });
+        let connector = self.connector.clone();
+        let exit = async move {
+            waiter.await.unwrap_or_else(|join| {
+                Err(ExecutorError::Io {
+                    connector,
+                    context: "waiting for the connector",
+                    source: std::io::Error::other(join),
+                })
+            })
         };
         Ok(Session::new(input_tx, output_rx, Box::pin(exit), abort_tx))
     }

@@ -63,7 +63,10 @@ pub(crate) async fn pump_stdout<R: AsyncRead + Unpin>(
     diagnostics: Diagnostics,
     max_line_bytes: usize,
 ) -> Result<(), FramingError> {
-    let mut reader = LineReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, stdout), max_line_bytes);
+    let mut reader = LineReader::new(
+        BufReader::with_capacity(READ_BUFFER_BYTES, stdout),
+        max_line_bytes,
+    );
     let mut batch = LineBatch::with_capacity(OUTPUT_BATCH_BYTES * 2);
     let mut receiver_alive = true;
     loop {

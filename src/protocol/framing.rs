@@ -56,7 +56,11 @@ pub struct LineReader<R> {
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// A reader with the given cap on line length.
     pub fn new(reader: R, max_line_bytes: usize) -> Self {
-        Self { reader, max_line_bytes, line_number: 0 }
+        Self {
+            reader,
+            max_line_bytes,
+            line_number: 0,
+        }
     }
 
     /// The underlying reader (e.g. to ask a `BufReader` whether input is buffered).
@@ -90,7 +94,10 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             let available = match self.reader.fill_buf().await {
                 Ok(bytes) => bytes,
                 Err(source) => {
-                    return Err(FramingError::Io { line_number: self.line_number + 1, source });
+                    return Err(FramingError::Io {
+                        line_number: self.line_number + 1,
+                        source,
+                    });
                 }
             };
             if available.is_empty() {
@@ -188,13 +195,20 @@ pub fn peek_line(line: &[u8]) -> LinePeek<'_> {
         return LinePeek::Empty;
     }
     match serde_json::from_slice::<PeekWire<'_>>(line) {
-        Ok(PeekWire { kind: MessageType::Record, record: Some(r) }) => {
+        Ok(PeekWire {
+            kind: MessageType::Record,
+            record: Some(r),
+        }) => {
             let _ = r.data;
-            LinePeek::Record { stream: r.stream, namespace: r.namespace }
+            LinePeek::Record {
+                stream: r.stream,
+                namespace: r.namespace,
+            }
         }
-        Ok(PeekWire { kind: MessageType::Record, record: None }) => {
-            LinePeek::NotAMessage("RECORD message has no `record` field".into())
-        }
+        Ok(PeekWire {
+            kind: MessageType::Record,
+            record: None,
+        }) => LinePeek::NotAMessage("RECORD message has no `record` field".into()),
         Ok(PeekWire { kind, .. }) => LinePeek::Other(kind),
         Err(e) => LinePeek::NotAMessage(e.to_string()),
     }
@@ -214,7 +228,7 @@ pub enum OutputLine {
     /// A blank keep-alive.
     Empty,
     /// A protocol message.
-    Message(AirbyteMessage),
+    Message(Box<AirbyteMessage>),
     /// Text that is not a message: a log line.
     Text(String),
 }
@@ -225,7 +239,7 @@ pub fn classify_output(line: &[u8]) -> OutputLine {
         return OutputLine::Empty;
     }
     match parse_message(line) {
-        Ok(message) => OutputLine::Message(message),
+        Ok(message) => OutputLine::Message(Box::new(message)),
         Err(_) => OutputLine::Text(String::from_utf8_lossy(line).trim_end().to_owned()),
     }
 }
@@ -241,7 +255,10 @@ pub struct LineBatch {
 impl LineBatch {
     /// An empty batch with room for `bytes`.
     pub fn with_capacity(bytes: usize) -> Self {
-        Self { bytes: Vec::with_capacity(bytes), lines: 0 }
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            lines: 0,
+        }
     }
 
     /// Appends one line; a `\n` is added.

@@ -81,7 +81,10 @@ pub struct AirbyteMessage {
 
 /// The payload of an [`AirbyteMessage`], one variant per [`MessageType`].
 #[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs, reason = "each variant is the payload of the message type of the same name")]
+#[allow(
+    missing_docs,
+    reason = "each variant is the payload of the message type of the same name"
+)]
 pub enum Payload {
     Record(AirbyteRecordMessage),
     State(AirbyteStateMessage),
@@ -130,7 +133,10 @@ impl AirbyteMessage {
 
 impl From<Payload> for AirbyteMessage {
     fn from(payload: Payload) -> Self {
-        Self { payload, extra: Extra::new() }
+        Self {
+            payload,
+            extra: Extra::new(),
+        }
     }
 }
 
@@ -196,7 +202,10 @@ impl<'de> Deserialize<'de> for AirbyteMessage {
             (MessageType::Catalog, wire.catalog.take()),
             (MessageType::Trace, wire.trace.take()),
             (MessageType::Control, wire.control.take()),
-            (MessageType::DestinationCatalog, wire.destination_catalog.take()),
+            (
+                MessageType::DestinationCatalog,
+                wire.destination_catalog.take(),
+            ),
         ];
         let mut body = None;
         let mut extra = wire.extra;
@@ -273,12 +282,18 @@ pub struct StreamDescriptor {
 impl StreamDescriptor {
     /// A descriptor without a namespace.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), namespace: None }
+        Self {
+            name: name.into(),
+            namespace: None,
+        }
     }
 
     /// A descriptor with an optional namespace.
     pub fn with_namespace(name: impl Into<String>, namespace: Option<String>) -> Self {
-        Self { name: name.into(), namespace }
+        Self {
+            name: name.into(),
+            namespace,
+        }
     }
 }
 
@@ -394,10 +409,18 @@ pub struct AirbyteStateMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
     /// Records the source emitted for this state.
-    #[serde(rename = "sourceStats", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "sourceStats",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source_stats: Option<AirbyteStateStats>,
     /// Records the destination committed for this state.
-    #[serde(rename = "destinationStats", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "destinationStats",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub destination_stats: Option<AirbyteStateStats>,
     /// Unknown fields.
     #[serde(flatten)]
@@ -459,10 +482,18 @@ pub struct AirbyteGlobalState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AirbyteStateStats {
     /// Records counted for this state.
-    #[serde(rename = "recordCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "recordCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub record_count: Option<f64>,
     /// Records rejected for this state.
-    #[serde(rename = "rejectedRecordCount", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "rejectedRecordCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rejected_record_count: Option<f64>,
     /// Unknown fields.
     #[serde(flatten)]
@@ -663,7 +694,11 @@ pub struct AirbyteControlMessage {
     /// When, in ms since the epoch, kept as written.
     pub emitted_at: serde_json::Number,
     /// The updated config to store.
-    #[serde(rename = "connectorConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "connectorConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connector_config: Option<AirbyteControlConnectorConfigMessage>,
     /// Unknown fields.
     #[serde(flatten)]
@@ -709,19 +744,39 @@ pub struct ConnectorSpecification {
     #[serde(rename = "connectionSpecification")]
     pub connection_specification: Value,
     /// Docs link.
-    #[serde(rename = "documentationUrl", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "documentationUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub documentation_url: Option<String>,
     /// Changelog link.
-    #[serde(rename = "changelogUrl", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "changelogUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub changelog_url: Option<String>,
     /// (Deprecated) whether a source supports incremental.
-    #[serde(rename = "supportsIncremental", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "supportsIncremental",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub supports_incremental: Option<bool>,
     /// Whether a destination supports normalization.
-    #[serde(rename = "supportsNormalization", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "supportsNormalization",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub supports_normalization: Option<bool>,
     /// Whether a destination supports dbt.
-    #[serde(rename = "supportsDBT", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "supportsDBT",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub supports_dbt: Option<bool>,
     /// The destination sync modes a destination supports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,12 +19,11 @@ pub mod framing;
 mod message;
 
 pub use catalog::{
-    AirbyteStream, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode,
-    SyncMode,
+    AirbyteStream, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode, SyncMode,
 };
 pub use framing::{
-    DEFAULT_MAX_LINE_BYTES, FramingError, LineBatch, LinePeek, LineReader, OutputLine, classify_output,
-    parse_message, peek_line,
+    DEFAULT_MAX_LINE_BYTES, FramingError, LineBatch, LinePeek, LineReader, OutputLine,
+    classify_output, parse_message, peek_line,
 };
 pub use message::*;
 

@@ -14,7 +14,10 @@ fn roundtrip(line: &str) -> AirbyteMessage {
 fn strip_nulls(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect(),
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
         other => other,
@@ -46,8 +49,14 @@ fn every_message_type_round_trips_with_unknown_fields() {
 
 #[test]
 fn record_count_is_written_with_a_decimal_point() {
-    let m = roundtrip(r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s"}},"sourceStats":{"recordCount":3.0}}}"#);
-    assert!(m.to_line().contains(r#""recordCount":3.0"#), "{}", m.to_line());
+    let m = roundtrip(
+        r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s"}},"sourceStats":{"recordCount":3.0}}}"#,
+    );
+    assert!(
+        m.to_line().contains(r#""recordCount":3.0"#),
+        "{}",
+        m.to_line()
+    );
 }
 
 #[test]
@@ -56,11 +65,16 @@ fn explicit_nulls_parse_as_absent() {
         br#"{"type":"RECORD","log":null,"state":null,"record":{"namespace":null,"stream":"s","data":{},"emitted_at":1,"meta":null}}"#,
     )
     .expect("parses");
-    let Payload::Record(r) = m.payload else { panic!("record") };
+    let Payload::Record(r) = m.payload else {
+        panic!("record")
+    };
     assert_eq!(r.namespace, None);
     assert_eq!(r.meta, None);
-    let m = parse_message(br#"{"type":"STATE","state":{"type":null,"data":{"a":1}}}"#).expect("state");
-    let Payload::State(s) = m.payload else { panic!("state") };
+    let m =
+        parse_message(br#"{"type":"STATE","state":{"type":null,"data":{"a":1}}}"#).expect("state");
+    let Payload::State(s) = m.payload else {
+        panic!("state")
+    };
     assert_eq!(s.effective_type(), StateType::Legacy);
 }
 
@@ -68,11 +82,16 @@ fn explicit_nulls_parse_as_absent() {
 fn raw_utf8_and_escaped_line_separators_parse() {
     let line = "{\"type\":\"RECORD\",\"record\":{\"stream\":\"sp\u{e9}cial\",\"data\":{\"a\":\"x\\u2028y\\n\\r\",\"b\":\"raw\u{2028}sep\"},\"emitted_at\":1}}";
     let m = parse_message(line.as_bytes()).expect("parses");
-    let Payload::Record(r) = &m.payload else { panic!("record") };
+    let Payload::Record(r) = &m.payload else {
+        panic!("record")
+    };
     assert_eq!(r.stream, "sp\u{e9}cial");
     assert_eq!(r.data["a"], json!("x\u{2028}y\n\r"));
     assert_eq!(r.data["b"], json!("raw\u{2028}sep"));
-    assert!(matches!(peek_line(line.as_bytes()), LinePeek::Record { .. }));
+    assert!(matches!(
+        peek_line(line.as_bytes()),
+        LinePeek::Record { .. }
+    ));
     // Serialising never splits a message across lines.
     assert!(!m.to_line().contains('\n'));
 }
@@ -85,7 +104,10 @@ fn peek_classifies_lines() {
         peek_line(br#"{"type":"RECORD","record":{"stream":"s","namespace":"n","data":{"x":[1,{"y":2}]},"emitted_at":1}}"#),
         LinePeek::Record { stream: "s".into(), namespace: Some("n".into()) }
     );
-    assert_eq!(peek_line(br#"{"type":"STATE","state":{}}"#), LinePeek::Other(MessageType::State));
+    assert_eq!(
+        peek_line(br#"{"type":"STATE","state":{}}"#),
+        LinePeek::Other(MessageType::State)
+    );
     for bad in [
         &b"hello world"[..],
         br#"{"type":"NOPE"}"#,
@@ -95,15 +117,25 @@ fn peek_classifies_lines() {
         br#"{"type":"RECORD","record":{"stream":"s","data":{}}}"#,
         br#"[1,2]"#,
     ] {
-        assert!(matches!(peek_line(bad), LinePeek::NotAMessage(_)), "{}", String::from_utf8_lossy(bad));
+        assert!(
+            matches!(peek_line(bad), LinePeek::NotAMessage(_)),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 
 #[test]
 fn output_lines_that_are_not_messages_become_text() {
-    assert_eq!(classify_output(b"Starting up..."), OutputLine::Text("Starting up...".into()));
+    assert_eq!(
+        classify_output(b"Starting up..."),
+        OutputLine::Text("Starting up...".into())
+    );
     assert_eq!(classify_output(b""), OutputLine::Empty);
-    assert!(matches!(classify_output(br#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#), OutputLine::Message(_)));
+    assert!(matches!(
+        classify_output(br#"{"type":"LOG","log":{"level":"INFO","message":"m"}}"#),
+        OutputLine::Message(_)
+    ));
 }
 
 #[tokio::test]
@@ -111,10 +143,23 @@ async fn line_reader_bounds_lines_and_keeps_going_line_by_line() {
     let input = b"short\n0123456789abcdef\nlast-no-newline".to_vec();
     let mut reader = LineReader::new(&input[..], 10);
     let mut buf = Vec::new();
-    let r = reader.read_line_into(&mut buf).await.expect("first").expect("line");
+    let r = reader
+        .read_line_into(&mut buf)
+        .await
+        .expect("first")
+        .expect("line");
     assert_eq!(&buf[r], b"short");
     let err = reader.read_line_into(&mut buf).await.expect_err("too long");
-    assert!(matches!(err, FramingError::LineTooLong { line_number: 2, limit: 10 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FramingError::LineTooLong {
+                line_number: 2,
+                limit: 10
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("--max-line-bytes"));
 }
 
@@ -132,9 +177,13 @@ async fn line_reader_reads_a_final_line_without_newline() {
 
 #[test]
 fn faker_samples_parse() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/airbyte-source-faker");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/samples/airbyte-source-faker");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        panic!("samples missing at {}: ../shared must sit beside the project", dir.display())
+        panic!(
+            "samples missing at {}: ../shared must sit beside the project",
+            dir.display()
+        )
     };
     let mut parsed = 0;
     for entry in entries {
@@ -164,4 +213,3 @@ fn roundtrip_value(line: &str) -> Option<AirbyteMessage> {
     assert_eq!(strip_nulls(original), again, "{line}");
     Some(message)
 }
-

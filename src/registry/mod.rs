@@ -48,7 +48,12 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
 }
 
 fn process_executor(name: &str, path: PathBuf, options: &ExecutorOptions) -> ProcessExecutor {
-    options.env.iter().fold(ProcessExecutor::new(name, path), |exec, (k, v)| exec.env(k, v))
+    options
+        .env
+        .iter()
+        .fold(ProcessExecutor::new(name, path), |exec, (k, v)| {
+            exec.env(k, v)
+        })
 }
 
 /// The first executable file called `name` in the directories of `PATH`.
@@ -57,11 +62,15 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         return None;
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else { return false };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -79,9 +88,16 @@ mod tests {
 
     #[test]
     fn an_unknown_name_lists_what_was_tried() {
-        let err = resolve("destination-that-does-not-exist-anywhere", &ExecutorOptions::default()).expect_err("not found");
+        let err = resolve(
+            "destination-that-does-not-exist-anywhere",
+            &ExecutorOptions::default(),
+        )
+        .expect_err("not found");
         let text = err.to_string();
-        assert!(text.contains("on PATH") && text.contains("--local-executable"), "{text}");
+        assert!(
+            text.contains("on PATH") && text.contains("--local-executable"),
+            "{text}"
+        );
     }
 
     #[test]

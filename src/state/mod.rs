@@ -90,7 +90,10 @@ pub struct SyncKey {
 impl SyncKey {
     /// The key for `source` → `destination`.
     pub fn new(source: impl Into<String>, destination: impl Into<String>) -> Self {
-        Self { source: source.into(), destination: destination.into() }
+        Self {
+            source: source.into(),
+            destination: destination.into(),
+        }
     }
 }
 
@@ -126,7 +129,9 @@ impl StoredState {
         if !self.streams.is_empty() {
             return Some(Value::Array(self.streams.iter().map(strip).collect()));
         }
-        self.legacy.as_ref().map(|legacy| Value::Array(vec![strip(legacy)]))
+        self.legacy
+            .as_ref()
+            .map(|legacy| Value::Array(vec![strip(legacy)]))
     }
 }
 
@@ -145,10 +150,15 @@ impl StateStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StateError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| StateError::Folder { path: path.clone(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| StateError::Folder {
+                path: path.clone(),
+                source,
+            })?;
         }
-        let conn = Connection::open(&path).map_err(|source| StateError::Sqlite { path: path.clone(), source })?;
+        let conn = Connection::open(&path).map_err(|source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
         Self::init(path, conn)
     }
 
@@ -158,18 +168,33 @@ impl StateStore {
     /// [`StateError`] if SQLite cannot start.
     pub fn open_in_memory() -> Result<Self, StateError> {
         let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| StateError::Sqlite { path: path.clone(), source })?;
+        let conn = Connection::open_in_memory().map_err(|source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
         Self::init(path, conn)
     }
 
     fn init(path: PathBuf, conn: Connection) -> Result<Self, StateError> {
-        let sql = |source| StateError::Sqlite { path: path.clone(), source };
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql)?;
+        let sql = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sql)?;
         if version > SCHEMA_VERSION {
-            return Err(StateError::NewerSchema { path, found: version, supported: SCHEMA_VERSION });
+            return Err(StateError::NewerSchema {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         if version < 1 {
             conn.execute_batch(
@@ -197,7 +222,10 @@ impl StateStore {
             )
             .map_err(sql)?;
         }
-        Ok(Self { path, conn: Mutex::new(conn) })
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Where the database lives.
@@ -206,7 +234,10 @@ impl StateStore {
     }
 
     fn sql_error(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
-        |source| StateError::Sqlite { path: self.path.clone(), source }
+        |source| StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Stores `states` (in order; later ones win) for `key` in one transaction.
@@ -247,7 +278,11 @@ impl StateStore {
                     .map_err(self.sql_error())?;
                 }
                 kind @ (StateType::Global | StateType::Legacy) => {
-                    let label = if kind == StateType::Global { "GLOBAL" } else { "LEGACY" };
+                    let label = if kind == StateType::Global {
+                        "GLOBAL"
+                    } else {
+                        "LEGACY"
+                    };
                     tx.execute(
                         "INSERT INTO pair_state VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (source, destination, kind)
@@ -275,7 +310,9 @@ impl StateStore {
             )
             .map_err(self.sql_error())?;
         let rows = query
-            .query_map(params![key.source, key.destination], |row| row.get::<_, String>(0))
+            .query_map(params![key.source, key.destination], |row| {
+                row.get::<_, String>(0)
+            })
             .map_err(self.sql_error())?;
         for row in rows {
             let json = row.map_err(self.sql_error())?;
@@ -303,9 +340,15 @@ impl StateStore {
     ///
     /// # Errors
     /// [`StateError`] when SQLite fails.
-    pub fn stream_state(&self, key: &SyncKey, stream: &StreamDescriptor) -> Result<Option<AirbyteStateMessage>, StateError> {
+    pub fn stream_state(
+        &self,
+        key: &SyncKey,
+        stream: &StreamDescriptor,
+    ) -> Result<Option<AirbyteStateMessage>, StateError> {
         Ok(self.load(key)?.streams.into_iter().find(|s| {
-            s.stream.as_ref().is_some_and(|st| &st.stream_descriptor == stream)
+            s.stream
+                .as_ref()
+                .is_some_and(|st| &st.stream_descriptor == stream)
         }))
     }
 

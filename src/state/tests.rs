@@ -15,15 +15,38 @@ fn later_states_replace_earlier_ones_per_stream_and_namespace() {
     let store = StateStore::open_in_memory().expect("open");
     let key = SyncKey::new("src", "dst");
     store
-        .commit(&key, &[stream_state("a", None, 1), stream_state("a", Some("x"), 2), stream_state("a", None, 3)])
+        .commit(
+            &key,
+            &[
+                stream_state("a", None, 1),
+                stream_state("a", Some("x"), 2),
+                stream_state("a", None, 3),
+            ],
+        )
         .expect("commit");
     let stored = store.load(&key).expect("load");
-    assert_eq!(stored.streams.len(), 2, "same name in two namespaces are two streams");
     assert_eq!(
-        store.stream_state(&key, &StreamDescriptor::new("a")).expect("q").expect("some").stream.expect("s").stream_state,
+        stored.streams.len(),
+        2,
+        "same name in two namespaces are two streams"
+    );
+    assert_eq!(
+        store
+            .stream_state(&key, &StreamDescriptor::new("a"))
+            .expect("q")
+            .expect("some")
+            .stream
+            .expect("s")
+            .stream_state,
         Some(json!({"cursor": 3}))
     );
-    assert!(store.load(&SyncKey::new("src", "other")).expect("load").is_empty(), "keyed by destination");
+    assert!(
+        store
+            .load(&SyncKey::new("src", "other"))
+            .expect("load")
+            .is_empty(),
+        "keyed by destination"
+    );
 }
 
 #[test]
@@ -43,9 +66,15 @@ fn global_and_legacy_states_are_kept_and_handed_back() {
         }),
         ..stream_state("unused", None, 0)
     };
-    let global = AirbyteStateMessage { stream: None, ..global };
-    let legacy: AirbyteStateMessage = serde_json::from_value(json!({"data": {"v": 1}})).expect("legacy");
-    store.commit(&key, &[global.clone(), legacy.clone()]).expect("commit");
+    let global = AirbyteStateMessage {
+        stream: None,
+        ..global
+    };
+    let legacy: AirbyteStateMessage =
+        serde_json::from_value(json!({"data": {"v": 1}})).expect("legacy");
+    store
+        .commit(&key, &[global.clone(), legacy.clone()])
+        .expect("commit");
     let stored = store.load(&key).expect("load");
     assert_eq!(stored.global, Some(global));
     assert_eq!(stored.legacy, Some(legacy));
@@ -59,9 +88,16 @@ fn stats_are_not_handed_back_to_sources() {
     let store = StateStore::open_in_memory().expect("open");
     let key = SyncKey::new("src", "dst");
     let mut state = stream_state("a", None, 1);
-    state.destination_stats = Some(crate::protocol::AirbyteStateStats { record_count: Some(3.0), ..Default::default() });
+    state.destination_stats = Some(crate::protocol::AirbyteStateStats {
+        record_count: Some(3.0),
+        ..Default::default()
+    });
     store.commit(&key, &[state]).expect("commit");
-    let input = store.load(&key).expect("load").to_input_state().expect("some");
+    let input = store
+        .load(&key)
+        .expect("load")
+        .to_input_state()
+        .expect("some");
     assert!(input[0].get("destinationStats").is_none());
 }
 
@@ -71,9 +107,14 @@ fn a_malformed_state_commits_nothing() {
     let key = SyncKey::new("src", "dst");
     let mut broken = stream_state("b", None, 1);
     broken.stream = None;
-    let err = store.commit(&key, &[stream_state("a", None, 1), broken]).expect_err("malformed");
+    let err = store
+        .commit(&key, &[stream_state("a", None, 1), broken])
+        .expect_err("malformed");
     assert!(err.to_string().contains("`stream`"), "{err}");
-    assert!(store.load(&key).expect("load").is_empty(), "the transaction rolled back");
+    assert!(
+        store.load(&key).expect("load").is_empty(),
+        "the transaction rolled back"
+    );
 }
 
 #[test]
@@ -83,7 +124,9 @@ fn a_file_store_survives_reopening_and_refuses_newer_schemas() {
     let key = SyncKey::new("src", "dst");
     {
         let store = StateStore::open(&path).expect("open");
-        store.commit(&key, &[stream_state("a", None, 9)]).expect("commit");
+        store
+            .commit(&key, &[stream_state("a", None, 9)])
+            .expect("commit");
     }
     let store = StateStore::open(&path).expect("reopen");
     assert_eq!(store.load(&key).expect("load").streams.len(), 1);

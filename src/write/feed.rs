@@ -40,12 +40,17 @@ pub(crate) struct StreamCounts {
 
 impl StreamCounts {
     fn for_catalog(catalog: &ConfiguredAirbyteCatalog) -> Self {
-        Self { counts: catalog.descriptors().into_iter().map(|d| (d, 0)).collect(), last: 0 }
+        Self {
+            counts: catalog.descriptors().into_iter().map(|d| (d, 0)).collect(),
+            last: 0,
+        }
     }
 
     /// Counts one record; `false` if the stream is not in the catalog.
     fn count(&mut self, name: &str, namespace: Option<&str>) -> bool {
-        let matches = |(d, _): &(StreamDescriptor, u64)| d.name == name && d.namespace.as_deref() == namespace;
+        let matches = |(d, _): &(StreamDescriptor, u64)| {
+            d.name == name && d.namespace.as_deref() == namespace
+        };
         if self.counts.get(self.last).is_some_and(matches) {
             self.counts[self.last].1 += 1;
             return true;
@@ -104,7 +109,10 @@ impl Feed {
         input: Box<dyn AsyncRead + Send + Unpin>,
         destination: mpsc::Sender<LineBatch>,
     ) -> (FeedSummary, Result<(), FeedError>) {
-        let mut summary = FeedSummary { sent: StreamCounts::for_catalog(&self.catalog), ..FeedSummary::default() };
+        let mut summary = FeedSummary {
+            sent: StreamCounts::for_catalog(&self.catalog),
+            ..FeedSummary::default()
+        };
         let result = self.feed(input, &destination, &mut summary).await;
         (summary, result)
     }
@@ -115,13 +123,20 @@ impl Feed {
         destination: &mpsc::Sender<LineBatch>,
         summary: &mut FeedSummary,
     ) -> Result<(), FeedError> {
-        let mut reader = LineReader::new(BufReader::with_capacity(INPUT_BUFFER_BYTES, input), self.max_line_bytes);
+        let mut reader = LineReader::new(
+            BufReader::with_capacity(INPUT_BUFFER_BYTES, input),
+            self.max_line_bytes,
+        );
         let mut batch = LineBatch::with_capacity(self.batch_bytes + self.batch_bytes / 4);
         let mut warned_streams: Vec<StreamDescriptor> = Vec::new();
         let mut batch_records = 0u64;
         loop {
             let start = batch.byte_len();
-            let Some(range) = reader.read_line_into(batch.buffer_mut()).await.map_err(FeedError::Input)? else {
+            let Some(range) = reader
+                .read_line_into(batch.buffer_mut())
+                .await
+                .map_err(FeedError::Input)?
+            else {
                 break;
             };
             let line_number = reader.line_number();
@@ -135,7 +150,10 @@ impl Feed {
                             true
                         } else {
                             summary.records_skipped += 1;
-                            let descriptor = StreamDescriptor::with_namespace(stream.as_ref(), namespace.map(|n| n.into_owned()));
+                            let descriptor = StreamDescriptor::with_namespace(
+                                stream.as_ref(),
+                                namespace.map(|n| n.into_owned()),
+                            );
                             if !warned_streams.contains(&descriptor) {
                                 tracing::warn!(
                                     "input line {line_number}: stream {descriptor} is not in the configured catalog; \
@@ -150,7 +168,9 @@ impl Feed {
                     LinePeek::NotAMessage(reason) => {
                         summary.lines_skipped += 1;
                         if summary.lines_skipped <= BAD_LINE_WARNINGS {
-                            tracing::warn!("input line {line_number} is not an Airbyte message and was skipped: {reason}");
+                            tracing::warn!(
+                                "input line {line_number} is not an Airbyte message and was skipped: {reason}"
+                            );
                         }
                         false
                     }
@@ -161,16 +181,21 @@ impl Feed {
                 continue;
             }
             batch.commit_line();
-            let is_full = batch.byte_len() >= self.batch_bytes || batch.line_count() >= self.batch_lines;
+            let is_full =
+                batch.byte_len() >= self.batch_bytes || batch.line_count() >= self.batch_lines;
             if is_full || reader.get_ref().buffer().is_empty() {
-                self.send(destination, batch.take(), &mut batch_records).await?;
+                self.send(destination, batch.take(), &mut batch_records)
+                    .await?;
             }
         }
         if !batch.is_empty() {
             self.send(destination, batch, &mut batch_records).await?;
         }
         if summary.lines_skipped > BAD_LINE_WARNINGS {
-            tracing::warn!("{} input lines in all were not Airbyte messages and were skipped", summary.lines_skipped);
+            tracing::warn!(
+                "{} input lines in all were not Airbyte messages and were skipped",
+                summary.lines_skipped
+            );
         }
         summary.input_complete = true;
         Ok(())
@@ -178,18 +203,29 @@ impl Feed {
 
     /// Decides whether a non-record message goes to the destination, registering
     /// states with the ledger before they are sent.
-    fn other_message(&self, kind: MessageType, line: &[u8], line_number: u64, summary: &mut FeedSummary) -> bool {
+    fn other_message(
+        &self,
+        kind: MessageType,
+        line: &[u8],
+        line_number: u64,
+        summary: &mut FeedSummary,
+    ) -> bool {
         let message = match parse_message(line) {
             Ok(message) => message,
             Err(error) => {
                 summary.lines_skipped += 1;
-                tracing::warn!("input line {line_number}: malformed {} message skipped: {error}", kind.as_str());
+                tracing::warn!(
+                    "input line {line_number}: malformed {} message skipped: {error}",
+                    kind.as_str()
+                );
                 return false;
             }
         };
         match message.payload {
             Payload::State(state) => {
-                let _ = self.states.send(SentState::new(state, summary.sent.snapshot()));
+                let _ = self
+                    .states
+                    .send(SentState::new(state, summary.sent.snapshot()));
                 true
             }
             Payload::Trace(trace) => match trace.trace_type {
@@ -206,18 +242,28 @@ impl Feed {
                 false
             }
             _ => {
-                tracing::debug!("input line {line_number}: {} message not forwarded", kind.as_str());
+                tracing::debug!(
+                    "input line {line_number}: {} message not forwarded",
+                    kind.as_str()
+                );
                 false
             }
         }
     }
 
-    async fn send(&self, destination: &mpsc::Sender<LineBatch>, batch: LineBatch, records: &mut u64) -> Result<(), FeedError> {
+    async fn send(
+        &self,
+        destination: &mpsc::Sender<LineBatch>,
+        batch: LineBatch,
+        records: &mut u64,
+    ) -> Result<(), FeedError> {
         let records = std::mem::take(records);
         let bytes = batch.byte_len() as u64;
         match tokio::time::timeout(self.stall_timeout, destination.send(batch)).await {
             Ok(Ok(())) => {
-                self.counters.records_sent.fetch_add(records, Ordering::Relaxed);
+                self.counters
+                    .records_sent
+                    .fetch_add(records, Ordering::Relaxed);
                 self.counters.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
                 Ok(())
             }

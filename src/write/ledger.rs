@@ -22,7 +22,11 @@ pub(crate) struct SentState {
 
 impl SentState {
     pub fn new(state: AirbyteStateMessage, records_before: Vec<(StreamDescriptor, u64)>) -> Self {
-        Self { fingerprint: fingerprint(&state), state, records_before }
+        Self {
+            fingerprint: fingerprint(&state),
+            state,
+            records_before,
+        }
     }
 }
 
@@ -83,10 +87,17 @@ impl Ledger {
     /// Accepts an echo: the states it covers (it and every earlier pending one, in
     /// order) are returned for persisting, with the echo's `destinationStats` on the
     /// last. A destination may skip echoing some states; the next echo covers them.
-    pub fn accept(&mut self, echoed: &AirbyteStateMessage) -> Result<Vec<AirbyteStateMessage>, StateMismatch> {
+    pub fn accept(
+        &mut self,
+        echoed: &AirbyteStateMessage,
+    ) -> Result<Vec<AirbyteStateMessage>, StateMismatch> {
         let fp = fingerprint(echoed);
         let Some(position) = self.pending.iter().position(|s| s.fingerprint == fp) else {
-            return Err(if self.sent.contains_key(&fp) { StateMismatch::OutOfOrder } else { StateMismatch::NeverSent });
+            return Err(if self.sent.contains_key(&fp) {
+                StateMismatch::OutOfOrder
+            } else {
+                StateMismatch::NeverSent
+            });
         };
         let covered: Vec<SentState> = self.pending.drain(..=position).collect();
         self.states_confirmed += covered.len() as u64;
@@ -166,10 +177,19 @@ mod tests {
         ledger.register(sent(2, 20));
         ledger.register(sent(3, 30));
         let mut echoed = state(2);
-        echoed.destination_stats = Some(AirbyteStateStats { record_count: Some(10.0), ..Default::default() });
+        echoed.destination_stats = Some(AirbyteStateStats {
+            record_count: Some(10.0),
+            ..Default::default()
+        });
         let covered = ledger.accept(&echoed).expect("accepted");
         assert_eq!(covered.len(), 2);
-        assert_eq!(covered[1].destination_stats.as_ref().and_then(|s| s.record_count), Some(10.0));
+        assert_eq!(
+            covered[1]
+                .destination_stats
+                .as_ref()
+                .and_then(|s| s.record_count),
+            Some(10.0)
+        );
         assert_eq!(ledger.confirmed, vec![(StreamDescriptor::new("s"), 20)]);
         assert_eq!(ledger.states_confirmed, 2);
         assert_eq!(ledger.accept(&state(1)), Err(StateMismatch::OutOfOrder));

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent};
 use crate::protocol::{
-    AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError, OutputLine,
-    Payload, classify_output,
+    AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError,
+    OutputLine, Payload, classify_output,
 };
 use crate::state::{StateError, StateStore, SyncKey};
 
@@ -107,12 +107,20 @@ pub struct WriteResult {
 impl WriteResult {
     /// Records per second over the whole run.
     pub fn records_per_sec(&self) -> f64 {
-        if self.duration_secs > 0.0 { self.records_sent as f64 / self.duration_secs } else { 0.0 }
+        if self.duration_secs > 0.0 {
+            self.records_sent as f64 / self.duration_secs
+        } else {
+            0.0
+        }
     }
 
     /// Megabytes (10^6) per second over the whole run.
     pub fn megabytes_per_sec(&self) -> f64 {
-        if self.duration_secs > 0.0 { self.bytes_sent as f64 / 1e6 / self.duration_secs } else { 0.0 }
+        if self.duration_secs > 0.0 {
+            self.bytes_sent as f64 / 1e6 / self.duration_secs
+        } else {
+            0.0
+        }
     }
 }
 
@@ -207,8 +215,20 @@ pub struct WriteJob<'a> {
 
 impl<'a> WriteJob<'a> {
     /// A write into `executor`'s destination with `config` and `catalog`.
-    pub fn new(executor: &'a dyn Executor, config: Value, catalog: ConfiguredAirbyteCatalog) -> Self {
-        Self { executor, config, catalog, input: None, state: None, options: WriteOptions::default(), progress: None }
+    pub fn new(
+        executor: &'a dyn Executor,
+        config: Value,
+        catalog: ConfiguredAirbyteCatalog,
+    ) -> Self {
+        Self {
+            executor,
+            config,
+            catalog,
+            input: None,
+            state: None,
+            options: WriteOptions::default(),
+            progress: None,
+        }
     }
 
     /// The messages to write (newline-delimited JSON). Default: none.
@@ -279,7 +299,10 @@ impl WriteLoop {
             counters,
             states: states_tx,
         };
-        let invocation = Invocation::Write { config: job.config, catalog: job.catalog };
+        let invocation = Invocation::Write {
+            config: job.config,
+            catalog: job.catalog,
+        };
         let mut session = match job.executor.run(invocation).await {
             Ok(session) => session,
             Err(error) => return Err(this.fail(error.into(), FeedSummary::default())),
@@ -353,8 +376,15 @@ impl WriteLoop {
         this.drain_registered_states();
 
         let stopped_reading = |stalled: Duration, exit: Result<(), ExecutorError>| {
-            let log_tail = exit.err().and_then(|e| e.log_tail().cloned()).unwrap_or_default();
-            ExecutorError::StoppedReading { connector: this.destination.clone(), stalled_secs: stalled.as_secs(), log_tail }
+            let log_tail = exit
+                .err()
+                .and_then(|e| e.log_tail().cloned())
+                .unwrap_or_default();
+            ExecutorError::StoppedReading {
+                connector: this.destination.clone(),
+                stalled_secs: stalled.as_secs(),
+                log_tail,
+            }
         };
         // The first cause wins: a protocol breach or bad input is the root even though
         // the destination then exited on the abort.
@@ -394,7 +424,11 @@ impl WriteLoop {
                         state.truncate(state.floor_char_boundary(300));
                         state.push('…');
                     }
-                    WriteFailure::UnexpectedState { destination: self.destination.clone(), problem, state }
+                    WriteFailure::UnexpectedState {
+                        destination: self.destination.clone(),
+                        problem,
+                        state,
+                    }
                 })?;
                 if let Some(target) = &self.state {
                     target.store.commit(&target.key, &covered)?;
@@ -428,10 +462,20 @@ impl WriteLoop {
     fn result(&self, summary: FeedSummary, completed: bool) -> WriteResult {
         let mut streams = BTreeMap::new();
         for (descriptor, sent) in summary.sent.snapshot() {
-            let confirmed = self.ledger.confirmed.iter().find(|(d, _)| d == &descriptor).map_or(0, |(_, n)| *n);
+            let confirmed = self
+                .ledger
+                .confirmed
+                .iter()
+                .find(|(d, _)| d == &descriptor)
+                .map_or(0, |(_, n)| *n);
             streams.insert(
                 descriptor.to_string(),
-                StreamTotals { name: descriptor.name.clone(), namespace: descriptor.namespace.clone(), sent, confirmed },
+                StreamTotals {
+                    name: descriptor.name.clone(),
+                    namespace: descriptor.namespace.clone(),
+                    sent,
+                    confirmed,
+                },
             );
         }
         WriteResult {
@@ -451,6 +495,9 @@ impl WriteLoop {
     }
 
     fn fail(&self, cause: WriteFailure, summary: FeedSummary) -> WriteError {
-        WriteError { cause, partial: Box::new(self.result(summary, false)) }
+        WriteError {
+            cause,
+            partial: Box::new(self.result(summary, false)),
+        }
     }
 }

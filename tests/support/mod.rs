@@ -1,0 +1,242 @@
+//! The harness: real binaries in fresh temp folders.
+//!
+//! Builds the plugin binaries once per test run (with the same cargo that runs the
+//! tests), runs the real `airlock` binary, and writes small fake connectors (shell or
+//! Python scripts) for the failure cases a real destination would not produce.
+
+#![allow(dead_code, reason = "each test module uses part of the harness")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/samples/airbyte-source-faker`.
+pub fn faker_samples() -> PathBuf {
+    root().join("../shared/samples/airbyte-source-faker")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// A native plugin binary (`destination-dev-null`, `destination-local-json`), built
+/// once per test run.
+pub fn plugin_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root())
+            .args([
+                "build",
+                "-p",
+                "destination-dev-null",
+                "-p",
+                "destination-local-json",
+            ])
+            .status()
+            .expect("run cargo build for the plugins");
+        assert!(status.success(), "building the plugins failed");
+    });
+    let path = target_dir().join("debug").join(name);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A fresh folder for one test, with an airlock home inside.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path().join("home")
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.home().join("state.db")
+    }
+
+    /// Writes `contents` to `name` in the sandbox and returns its path.
+    pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+
+    /// Writes an executable script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.file(name, body);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        path
+    }
+
+    /// The `airlock` binary with this sandbox's home.
+    pub fn airlock(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        cmd.env("AIRLOCK_HOME", self.home())
+            .env_remove("AIRLOCK_LOG")
+            .current_dir(self.path());
+        cmd
+    }
+
+    /// Runs airlock with `args` and `stdin`.
+    pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut cmd = self.airlock();
+        cmd.args(args);
+        run_command(cmd, stdin)
+    }
+}
+
+/// Runs a command to the end, feeding `stdin` from a thread.
+pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let feeder = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("stdin");
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&bytes);
+        })
+    });
+    let output = child.wait_with_output().expect("wait");
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    Run::from(output)
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the exit code, showing both streams on failure.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The last stdout line as JSON (for `--json`).
+    pub fn json(&self) -> Value {
+        let line = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A configured catalog with the given streams (name, optional namespace), append.
+pub fn catalog(streams: &[(&str, Option<&str>)]) -> String {
+    catalog_with_mode(streams, "append")
+}
+
+/// A configured catalog with one destination sync mode for every stream.
+pub fn catalog_with_mode(streams: &[(&str, Option<&str>)], mode: &str) -> String {
+    let streams: Vec<Value> = streams
+        .iter()
+        .map(|(name, ns)| {
+            let mut stream = serde_json::json!({"name": name, "json_schema": {"type": "object"}, "supported_sync_modes": ["full_refresh", "incremental"]});
+            if let Some(ns) = ns {
+                stream["namespace"] = Value::from(*ns);
+            }
+            serde_json::json!({"stream": stream, "sync_mode": "full_refresh", "destination_sync_mode": mode})
+        })
+        .collect();
+    serde_json::json!({ "streams": streams }).to_string()
+}
+
+/// A RECORD line.
+pub fn record(stream: &str, data: Value) -> String {
+    serde_json::json!({"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": 1_700_000_000_000i64}}).to_string()
+}
+
+/// A STREAM STATE line.
+pub fn state(stream: &str, cursor: i64) -> String {
+    serde_json::json!({"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": stream}, "stream_state": {"cursor": cursor}}}}).to_string()
+}
+
+/// Lines joined with newlines, with a final newline.
+pub fn lines(lines: &[String]) -> Vec<u8> {
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out.into_bytes()
+}
+
+/// The stored states in a state database, as (stream, state JSON) pairs.
+pub fn stored_states(db: &Path) -> Vec<(String, Value)> {
+    let conn = rusqlite::Connection::open(db).expect("open state db");
+    let mut stmt = conn
+        .prepare("SELECT stream, state_json FROM stream_state ORDER BY stream")
+        .expect("prepare");
+    stmt.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })
+    .expect("query")
+    .map(|r| {
+        let (stream, json) = r.expect("row");
+        (stream, serde_json::from_str(&json).expect("state json"))
+    })
+    .collect()
+}
+
+/// Whether CI demands that optional real components be present.
+pub fn required_in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
