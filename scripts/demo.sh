@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SAMPLES="../shared/samples/airbyte-source-faker"
 OUT="${DEMO_OUT:-$PWD/demo-output}"
+bash scripts/setup-rust.sh
 bash scripts/setup-python.sh
 cargo build --release -p airlock -p destination-local-json
 export AIRLOCK_HOME="${AIRLOCK_HOME:-$PWD/.airlock}"

@@ -12,6 +12,8 @@ use clap::Args;
 use serde_json::json;
 
 use crate::executor::process::ProcessExecutor;
+use crate::executor::sandbox::SandboxPolicy;
+use crate::executor::wasm::{WasmExecutor, WasmSource};
 use crate::protocol::{ConfiguredAirbyteCatalog, LinePeek, LineReader, peek_line};
 use crate::write::WriteJob;
 
@@ -21,6 +23,13 @@ pub struct BenchArgs {
     /// Records to send through each case.
     #[arg(long, default_value_t = 1_000_000)]
     pub records: u64,
+    /// The native local-json destination. Default: beside the airlock binary, else
+    /// on PATH.
+    #[arg(long, value_name = "PATH")]
+    pub local_json: Option<PathBuf>,
+    /// Input batch size in bytes for the write loop (the WASM batch bound).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub batch_bytes: usize,
     /// The native dev-null destination. Default: `destination-dev-null` beside the
     /// airlock binary, else on PATH.
     #[arg(long, value_name = "PATH")]
@@ -126,15 +135,61 @@ pub async fn parse_only(input: &[u8]) -> anyhow::Result<CaseResult> {
     })
 }
 
+/// The same destination code called in-process, with no executor and no loop: the
+/// ceiling for every packaging of it.
+pub fn in_process<D: airlock_plugin_sdk::Destination>(
+    case: &str,
+    destination: &D,
+    config: serde_json::Value,
+    input: &[u8],
+) -> anyhow::Result<CaseResult> {
+    let catalog = airlock_plugin_sdk::ConfiguredCatalog::from_json(
+        serde_json::to_string(&synthetic_catalog())?.as_bytes(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let started = Instant::now();
+    let mut session = airlock_plugin_sdk::WriteSession::open(
+        destination,
+        &config,
+        &catalog,
+        &airlock_plugin_sdk::Context::native(),
+    )
+    .map_err(|e| anyhow::anyhow!("{case}: {}", e.message))?;
+    let mut out = Vec::new();
+    let mut records = 0u64;
+    for line in input.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        records += u64::from(line.starts_with(br#"{"type":"RECORD""#));
+        session
+            .push_line(line, &mut out)
+            .map_err(|e| anyhow::anyhow!("{case}: {}", e.message))?;
+        out.clear();
+    }
+    session
+        .finish(&mut out)
+        .map_err(|e| anyhow::anyhow!("{case}: {}", e.message))?;
+    Ok(CaseResult {
+        case: case.into(),
+        records,
+        bytes: input.len() as u64,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
 /// The write loop into `executor`'s destination, with `config`.
 pub async fn through_executor(
     case: &str,
     executor: &dyn crate::executor::Executor,
     config: serde_json::Value,
     input: &[u8],
+    batch_bytes: usize,
 ) -> anyhow::Result<CaseResult> {
     let started = Instant::now();
+    let options = crate::write::WriteOptions {
+        batch_bytes,
+        ..Default::default()
+    };
     let result = WriteJob::new(executor, config, synthetic_catalog())
+        .options(options)
         .input(std::io::Cursor::new(input.to_vec()))
         .run()
         .await
@@ -153,14 +208,35 @@ pub async fn through_executor(
     })
 }
 
-fn default_dev_null() -> Option<PathBuf> {
-    let beside = std::env::current_exe()
-        .ok()?
-        .with_file_name("destination-dev-null");
+fn native_plugin(name: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.with_file_name(name);
     if beside.is_file() {
         return Some(beside);
     }
-    crate::registry::find_on_path("destination-dev-null")
+    crate::registry::find_on_path(name)
+}
+
+/// Median wall time of `airlock spec destination-dev-null` (built-in, warm compile
+/// cache) over `runs` runs, in milliseconds.
+///
+/// # Errors
+/// When the spec command fails.
+pub fn spec_latency_ms(runs: usize) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe()?;
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..=runs {
+        let started = Instant::now();
+        let status = std::process::Command::new(&exe)
+            .args(["spec", "destination-dev-null"])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "airlock spec failed");
+        if i > 0 {
+            times.push(started.elapsed().as_secs_f64() * 1000.0); // the first run warms the cache
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 /// Runs every case and prints the table.
@@ -169,16 +245,87 @@ fn default_dev_null() -> Option<PathBuf> {
 /// When a case fails or a plugin binary is missing.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let input = synthetic_input(args.records);
-    let dev_null = args.dev_null.clone().or_else(default_dev_null).context(
+    let dev_null = args.dev_null.clone().or_else(|| native_plugin("destination-dev-null")).context(
         "no destination-dev-null binary found; build it (cargo build --release -p destination-dev-null) or pass --dev-null PATH",
     )?;
+    let local_json = args.local_json.clone().or_else(|| native_plugin("destination-local-json")).context(
+        "no destination-local-json binary found; build it (cargo build --release -p destination-local-json) or pass --local-json PATH",
+    )?;
+    let scratch = tempfile::tempdir()?;
     let silent = json!({"test_destination": {"test_destination_type": "SILENT"}});
+    let host_path = |name: &str| json!({"destination_path": scratch.path().join(name)});
+    let policy = SandboxPolicy::new().allow_local_root(scratch.path());
+    let wasm = |name: &str| {
+        let bytes = crate::registry::builtin(name).unwrap_or_default();
+        WasmExecutor::new(name, WasmSource::Builtin(bytes), policy.clone())
+    };
+    let batch = args.batch_bytes;
+
     let mut rows = vec![parse_only(&input).await?];
-    let process = ProcessExecutor::new("destination-dev-null", &dev_null);
+    rows.push(in_process(
+        "dev-null, in-process (no executor)",
+        &destination_dev_null::DevNull,
+        silent.clone(),
+        &input,
+    )?);
     rows.push(
-        through_executor("write loop -> dev-null (process)", &process, silent, &input).await?,
+        through_executor(
+            "dev-null, native process",
+            &ProcessExecutor::new("destination-dev-null", &dev_null),
+            silent.clone(),
+            &input,
+            batch,
+        )
+        .await?,
+    );
+    rows.push(
+        through_executor(
+            "dev-null, WASM component",
+            &wasm("destination-dev-null"),
+            silent.clone(),
+            &input,
+            batch,
+        )
+        .await?,
+    );
+    rows.push(in_process(
+        "local-json, in-process (no executor)",
+        &destination_local_json::LocalJson,
+        host_path("in-process"),
+        &input,
+    )?);
+    rows.push(
+        through_executor(
+            "local-json, native process",
+            &ProcessExecutor::new("destination-local-json", &local_json),
+            host_path("process"),
+            &input,
+            batch,
+        )
+        .await?,
+    );
+    rows.push(
+        through_executor(
+            "local-json, WASM component",
+            &wasm("destination-local-json"),
+            json!({"destination_path": "/local/wasm"}),
+            &input,
+            batch,
+        )
+        .await?,
     );
     print_table(&rows, args.json);
+    let latency = spec_latency_ms(10)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({"case": "airlock spec destination-dev-null (warm cache), median ms", "ms": latency})
+        );
+    } else {
+        println!(
+            "\n`airlock spec destination-dev-null`, warm compile cache: median {latency:.1} ms over 10 runs"
+        );
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::OnceCell;
 
 use crate::config::{self, ConfigError};
+use crate::executor::sandbox::SandboxPolicy;
 use crate::executor::{Executor, ExecutorError};
 use crate::protocol::{AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification};
 use crate::registry::{self, ExecutorOptions};
@@ -52,6 +53,17 @@ pub fn get_destination(name: impl Into<String>) -> DestinationBuilder {
     }
 }
 
+/// The no-op destination: the built-in WASM dev-null in SILENT mode, sandboxed. It
+/// needs no Docker and no files (PyAirbyte's needs Docker).
+///
+/// # Errors
+/// Never in practice: the plugin is carried by the binary.
+pub fn get_noop_destination() -> Result<Destination, DestinationError> {
+    get_destination("destination-dev-null")
+        .config(serde_json::json!({"test_destination": {"test_destination_type": "SILENT"}}))
+        .build()
+}
+
 /// Builder returned by [`get_destination`].
 #[derive(Debug, Clone)]
 pub struct DestinationBuilder {
@@ -70,6 +82,19 @@ impl DestinationBuilder {
     /// Run this local program (PyAirbyte's `local_executable`).
     pub fn local_executable(mut self, path: impl Into<PathBuf>) -> Self {
         self.options.local_executable = Some(path.into());
+        self
+    }
+
+    /// Run this WebAssembly component, sandboxed.
+    pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.wasm = Some(path.into());
+        self
+    }
+
+    /// The sandbox for a WASM component. Default: [`SandboxPolicy::new`] with the
+    /// default local root ([`crate::home::local_root`]) as `/local`.
+    pub fn sandbox(mut self, policy: SandboxPolicy) -> Self {
+        self.options.policy = Some(policy);
         self
     }
 

@@ -13,7 +13,9 @@ pub mod registry;
 pub mod state;
 pub mod write;
 
-pub use destination::{Destination, DestinationBuilder, DestinationError, get_destination};
+pub use destination::{
+    Destination, DestinationBuilder, DestinationError, get_destination, get_noop_destination,
+};
 pub mod bench;
 pub mod cli;
 pub mod home;

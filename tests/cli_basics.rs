@@ -212,18 +212,44 @@ fn local_root_maps_slash_local_and_refuses_escapes() {
     let root_arg = root.to_str().unwrap();
     let input = lines(&[record("users", json!({"id": 1})), state("users", 1)]);
     sb.run(
-        &["write", "destination-local-json", "--config", r#"{"destination_path":"/local/json_data"}"#,
-          "--catalog", &catalog(&[("users", None)]), "--local-root", root_arg, "--local-executable", exe],
+        &[
+            "write",
+            "destination-local-json",
+            "--config",
+            r#"{"destination_path":"/local/json_data"}"#,
+            "--catalog",
+            &catalog(&[("users", None)]),
+            "--local-root",
+            root_arg,
+            "--local-executable",
+            exe,
+        ],
         Some(&input),
     )
     .expect_code(0);
-    assert!(root.join("json_data/_airbyte_raw_users.jsonl").is_file(), "written under the local root");
+    assert!(
+        root.join("json_data/_airbyte_raw_users.jsonl").is_file(),
+        "written under the local root"
+    );
 
     let run = sb.run(
-        &["check", "destination-local-json", "--config", r#"{"destination_path":"/local/../../etc"}"#,
-          "--local-root", root_arg, "--local-executable", exe, "--json"],
+        &[
+            "check",
+            "destination-local-json",
+            "--config",
+            r#"{"destination_path":"/local/../../etc"}"#,
+            "--local-root",
+            root_arg,
+            "--local-executable",
+            exe,
+            "--json",
+        ],
         None,
     );
     run.expect_code(1);
-    assert!(run.stdout.contains("/local"), "the refusal names the rule: {}", run.stdout);
+    assert!(
+        run.stdout.contains("/local"),
+        "the refusal names the rule: {}",
+        run.stdout
+    );
 }

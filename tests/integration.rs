@@ -13,3 +13,5 @@ mod cli_basics;
 mod faker;
 mod process_executor;
 mod state_durability;
+mod wasm;
+mod wasm_sandbox;

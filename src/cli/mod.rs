@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, ConfigError};
 use crate::destination::DestinationError;
 use crate::executor::ExecutorError;
+use crate::executor::sandbox::{PolicyFile, SandboxPolicy};
 use crate::protocol::{ConfiguredAirbyteCatalog, ConnectionStatus};
 use crate::registry::ExecutorOptions;
 use crate::state::{StateStore, SyncKey};
@@ -49,8 +50,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args, Default)]
 pub struct ExecutorFlags {
     /// Run this local executable (it must speak the Airbyte CLI: spec, check, write).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "wasm")]
     pub local_executable: Option<PathBuf>,
+    /// Run this WebAssembly component (a plugin or a wasi:cli command), sandboxed.
+    #[arg(long, value_name = "PATH")]
+    pub wasm: Option<PathBuf>,
     /// The connector version wanted.
     #[arg(long = "version", value_name = "V")]
     pub connector_version: Option<String>,
@@ -59,13 +63,36 @@ pub struct ExecutorFlags {
     /// resolves `/local/...` paths under it. Default for sandboxes: $AIRLOCK_HOME/local.
     #[arg(long, value_name = "DIR")]
     pub local_root: Option<PathBuf>,
+    /// Sandbox policy file (TOML); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Sandbox memory cap in MiB (default 512).
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit: Option<u64>,
+    /// Sandbox: fail a call into the connector that runs this long (default 300).
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Sandbox: fail a run that takes this long in all (default 21600).
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<u64>,
+    /// Sandbox cap on protocol output per run, in MiB (default 1024).
+    #[arg(long, value_name = "MIB")]
+    pub max_output_mib: Option<u64>,
+    /// Sandbox cap on logs per run, in MiB (default 64).
+    #[arg(long, value_name = "MIB")]
+    pub max_log_mib: Option<u64>,
+    /// Grant the sandboxed connector this host environment variable (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub allow_env: Vec<String>,
 }
 
 impl ExecutorFlags {
-    fn options(&self) -> ExecutorOptions {
+    fn options(&self) -> Result<ExecutorOptions, String> {
         let mut options = ExecutorOptions {
             local_executable: self.local_executable.clone(),
+            wasm: self.wasm.clone(),
             version: self.connector_version.clone(),
+            policy: Some(self.policy()?),
             ..ExecutorOptions::default()
         };
         if let Some(root) = &self.local_root {
@@ -73,7 +100,40 @@ impl ExecutorFlags {
                 .env
                 .push(("AIRLOCK_LOCAL_ROOT".into(), root.display().to_string()));
         }
-        options
+        Ok(options)
+    }
+
+    /// The sandbox: the policy file, then the flags over it.
+    fn policy(&self) -> Result<SandboxPolicy, String> {
+        let mut policy = SandboxPolicy::new();
+        if let Some(path) = &self.policy {
+            policy = policy.with_file(&PolicyFile::read(path)?);
+        }
+        if let Some(root) = &self.local_root {
+            policy = policy.allow_local_root(root);
+        }
+        if let Some(mib) = self.memory_limit {
+            policy = policy.memory_limit_bytes(mib * 1024 * 1024);
+        }
+        if let Some(secs) = self.idle_timeout {
+            policy = policy.idle_timeout(Duration::from_secs(secs));
+        }
+        if let Some(secs) = self.deadline {
+            policy = policy.deadline(Duration::from_secs(secs));
+        }
+        if let Some(mib) = self.max_output_mib {
+            policy = policy.max_output_bytes(mib * 1024 * 1024);
+        }
+        if let Some(mib) = self.max_log_mib {
+            policy = policy.max_log_bytes(mib * 1024 * 1024);
+        }
+        for name in &self.allow_env {
+            let value = std::env::var(name).map_err(|_| {
+                format!("--allow-env {name}: no such variable in airlock's environment")
+            })?;
+            policy = policy.allow_env(name, value);
+        }
+        Ok(policy)
     }
 }
 
@@ -106,11 +166,15 @@ pub struct CheckArgs {
 /// `airlock write`.
 #[derive(Debug, Args)]
 pub struct WriteArgs {
-    /// Destination name.
-    pub destination: String,
+    /// Destination name (not with --noop).
+    #[arg(required_unless_present = "noop", conflicts_with = "noop")]
+    pub destination: Option<String>,
+    /// Write into the built-in no-op destination (WASM dev-null, SILENT).
+    #[arg(long)]
+    pub noop: bool,
     /// Config: a JSON file path, or inline JSON.
-    #[arg(long, value_name = "CFG")]
-    pub config: String,
+    #[arg(long, value_name = "CFG", required_unless_present = "noop")]
+    pub config: Option<String>,
     /// Configured catalog: a JSON file path, or inline JSON.
     #[arg(long, value_name = "CAT")]
     pub catalog: String,
@@ -227,9 +291,15 @@ fn build_destination(
     if let Some(config) = config {
         builder = builder.config(config);
     }
-    let options = flags.options();
+    let options = flags.options().map_err(|e| usage(anyhow::anyhow!(e)))?;
     if let Some(path) = options.local_executable {
         builder = builder.local_executable(path);
+    }
+    if let Some(path) = options.wasm {
+        builder = builder.wasm(path);
+    }
+    if let Some(policy) = options.policy {
+        builder = builder.sandbox(policy);
     }
     if let Some(version) = options.version {
         builder = builder.version(version);
@@ -281,7 +351,21 @@ fn read_catalog(arg: &str) -> Result<ConfiguredAirbyteCatalog, ConfigError> {
 }
 
 async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
-    let config = config::read_config_arg(&args.config).map_err(usage)?;
+    let (name, config) = match (&args.destination, &args.config) {
+        (Some(name), Some(config)) => (
+            name.clone(),
+            config::read_config_arg(config).map_err(usage)?,
+        ),
+        (_, config) => {
+            let config = match config {
+                Some(config) => config::read_config_arg(config).map_err(usage)?,
+                None => {
+                    serde_json::json!({"test_destination": {"test_destination_type": "SILENT"}})
+                }
+            };
+            ("destination-dev-null".to_owned(), config)
+        }
+    };
     let catalog = read_catalog(&args.catalog).map_err(usage)?;
     let input: Box<dyn tokio::io::AsyncRead + Send + Unpin> = if args.input == "-" {
         Box::new(tokio::io::stdin())
@@ -294,7 +378,7 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
         })?;
         Box::new(file)
     };
-    let destination = build_destination(&args.destination, &args.executor, Some(config))?;
+    let destination = build_destination(&name, &args.executor, Some(config))?;
     destination
         .validate_config()
         .await
@@ -315,7 +399,7 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
         let store = StateStore::open(&path).map_err(usage)?;
         job = job.state(StateTarget {
             store: Arc::new(store),
-            key: SyncKey::new(&args.source_name, &args.destination),
+            key: SyncKey::new(&args.source_name, &name),
         });
     }
     if !args.json {
@@ -467,11 +551,58 @@ mod tests {
             local_root: Some(PathBuf::from("/tmp/root")),
             ..ExecutorFlags::default()
         };
+        let options = flags.options().expect("options");
         assert!(
-            flags
-                .options()
+            options
                 .env
                 .contains(&("AIRLOCK_LOCAL_ROOT".into(), "/tmp/root".into()))
+        );
+        assert_eq!(
+            options.policy.expect("policy").local_root(),
+            Some(std::path::Path::new("/tmp/root"))
+        );
+    }
+
+    #[test]
+    fn sandbox_flags_override_the_policy_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "memory_limit_mib = 64\nidle_timeout_secs = 9\n").expect("write");
+        let cli = Cli::try_parse_from([
+            "airlock",
+            "spec",
+            "d",
+            "--policy",
+            file.to_str().expect("utf8"),
+            "--memory-limit",
+            "128",
+            "--deadline",
+            "60",
+        ])
+        .expect("parses");
+        let Command::Spec(args) = cli.command else {
+            panic!("spec")
+        };
+        let policy = args.executor.policy().expect("policy");
+        assert_eq!(policy.memory_limit(), 128 * 1024 * 1024, "the flag wins");
+        assert_eq!(
+            policy.idle_timeout_value(),
+            Duration::from_secs(9),
+            "the file applies"
+        );
+        assert_eq!(policy.deadline_value(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn write_noop_needs_no_destination_or_config() {
+        let cli =
+            Cli::try_parse_from(["airlock", "write", "--noop", "--catalog", "{}"]).expect("parses");
+        let Command::Write(args) = cli.command else {
+            panic!("write")
+        };
+        assert!(args.noop && args.destination.is_none());
+        assert!(
+            Cli::try_parse_from(["airlock", "write", "d", "--noop", "--catalog", "{}"]).is_err()
         );
     }
 }

@@ -17,6 +17,8 @@ pub enum FailureReason {
     Signal(i32),
     /// It exited 0 but emitted a TRACE ERROR.
     TraceError,
+    /// A plugin returned an error from this call (`open`, `write`, `close`).
+    PluginError(&'static str),
 }
 
 impl fmt::Display for FailureReason {
@@ -26,6 +28,7 @@ impl fmt::Display for FailureReason {
             Self::Signal(9) => f.write_str("killed by signal 9 (SIGKILL; out of memory or killed)"),
             Self::Signal(signal) => write!(f, "killed by signal {signal}"),
             Self::TraceError => f.write_str("reported a TRACE ERROR"),
+            Self::PluginError(call) => write!(f, "returned an error from {call}"),
         }
     }
 }
@@ -123,6 +126,59 @@ pub enum ExecutorError {
         source: std::io::Error,
     },
 
+    /// The file is not a WebAssembly component airlock can compile.
+    #[error("{connector}: {} is not a usable WebAssembly component: {reason}\nfix: build it with `cargo build --target wasm32-wasip2` (a component, not a core module)", path.display())]
+    InvalidComponent {
+        /// Connector name.
+        connector: String,
+        /// Where the bytes came from.
+        path: PathBuf,
+        /// wasmtime's reason.
+        reason: String,
+    },
+
+    /// The component implements a world airlock does not run.
+    #[error(
+        "{connector}: the component implements another world or an incompatible version; \
+         it exports [{}], but airlock runs `airlock:destination/destination@0.1.x` plugins \
+         and `wasi:cli/run@0.2.x` commands{}",
+        exports.join(", "), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    UnsupportedWorld {
+        /// Connector name.
+        connector: String,
+        /// What the component exports.
+        exports: Vec<String>,
+        /// More detail (e.g. an import the sandbox does not provide).
+        detail: Option<String>,
+    },
+
+    /// The guest trapped.
+    #[error("{connector} trapped in {call}: {cause}{log_tail}")]
+    Trap {
+        /// Connector name.
+        connector: String,
+        /// The call that trapped (`open`, `write`, `close`, `spec`, …).
+        call: &'static str,
+        /// What the trap says.
+        cause: String,
+        /// Its last log lines.
+        log_tail: LogTail,
+    },
+
+    /// The connector broke a rule of its sandbox and was stopped.
+    #[error("{connector} was stopped: it exceeded the sandbox's {rule}\nfix: {fix}{log_tail}")]
+    SandboxViolation {
+        /// Connector name.
+        connector: String,
+        /// The rule and its limit, e.g. "memory limit of 512 MiB".
+        rule: String,
+        /// How to raise the limit.
+        fix: &'static str,
+        /// Its last log lines.
+        log_tail: LogTail,
+    },
+
     /// No backend could be found for the name.
     #[error("no connector named {name:?} was found; tried:\n{}\nfix: {hint}", tried.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n"))]
     NotFound {
@@ -148,6 +204,8 @@ impl ExecutorError {
     pub fn log_tail(&self) -> Option<&LogTail> {
         match self {
             Self::ConnectorFailed { log_tail, .. }
+            | Self::Trap { log_tail, .. }
+            | Self::SandboxViolation { log_tail, .. }
             | Self::StoppedReading { log_tail, .. }
             | Self::MissingOutput { log_tail, .. } => Some(log_tail),
             _ => None,
@@ -162,6 +220,8 @@ impl ExecutorError {
                 | Self::StoppedReading { .. }
                 | Self::MissingOutput { .. }
                 | Self::Framing { .. }
+                | Self::Trap { .. }
+                | Self::SandboxViolation { .. }
         )
     }
 }

@@ -8,8 +8,11 @@
 
 mod diagnostics;
 mod error;
+mod job;
 pub mod process;
+pub mod sandbox;
 mod stdio;
+pub mod wasm;
 
 use std::fmt;
 use std::future::Future;

@@ -5,17 +5,16 @@
 //! It knows nothing of Docker, WASM or the write loop.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
-use super::stdio::{FeedOutcome, feed_stdin, pump_stderr, pump_stdout};
-use super::{Diagnostics, Executor, ExecutorError, FailureReason, Invocation, Session};
+use super::job::JobFolder;
+use super::stdio::{Ended, FeedOutcome, exit_result, feed_stdin, pump_stderr, pump_stdout};
+use super::{Diagnostics, Executor, ExecutorError, Invocation, Session};
 use crate::protocol::DEFAULT_MAX_LINE_BYTES;
 
 /// Input batches buffered ahead of the connector's stdin.
@@ -90,22 +89,6 @@ fn kill_process_group(pid: Option<u32>) {
     }
 }
 
-/// Writes `value` as JSON to `dir/name` with mode 0600 and returns the path.
-fn write_private_json(dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<PathBuf> {
-    let path = dir.join(name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&path)?;
-    serde_json::to_writer(&mut file, value)?;
-    file.flush()?;
-    Ok(path)
-}
-
 #[async_trait]
 impl Executor for ProcessExecutor {
     fn connector(&self) -> &str {
@@ -113,31 +96,8 @@ impl Executor for ProcessExecutor {
     }
 
     async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
-        let job = tempfile::Builder::new()
-            .prefix("airlock-job-")
-            .tempdir()
-            .map_err(self.io_error("creating the job folder"))?;
-        let mut args: Vec<OsString> = vec![invocation.command().into()];
-        match &invocation {
-            Invocation::Spec => {}
-            Invocation::Check { config } => {
-                let config = write_private_json(job.path(), "config.json", config)
-                    .map_err(self.io_error("writing config.json"))?;
-                args.extend(["--config".into(), config.into()]);
-            }
-            Invocation::Write { config, catalog } => {
-                let config = write_private_json(job.path(), "config.json", config)
-                    .map_err(self.io_error("writing config.json"))?;
-                let catalog = write_private_json(job.path(), "catalog.json", catalog)
-                    .map_err(self.io_error("writing catalog.json"))?;
-                args.extend([
-                    "--config".into(),
-                    config.into(),
-                    "--catalog".into(),
-                    catalog.into(),
-                ]);
-            }
-        }
+        let job = JobFolder::write(&invocation).map_err(self.io_error("writing the job folder"))?;
+        let args = job.args(job.path());
         let takes_input = matches!(invocation, Invocation::Write { .. });
 
         let mut command = Command::new(&self.program);
@@ -224,44 +184,19 @@ impl Executor for ProcessExecutor {
                 Some(handle) => handle.await.unwrap_or(FeedOutcome::Completed),
                 None => FeedOutcome::Completed,
             };
-            let log_tail = diagnostics.tail();
-            let trace = diagnostics.trace_error();
-            let failed = |reason| ExecutorError::ConnectorFailed {
-                connector: connector.clone(),
-                reason,
-                failure_type: trace.as_ref().and_then(|t| t.failure_type),
-                message: trace.as_ref().map(|t| t.message.clone()),
-                log_tail: log_tail.clone(),
-            };
-            if let Some(code) = status.code().filter(|c| *c != 0) {
-                return Err(failed(FailureReason::ExitCode(code)));
-            }
             #[cfg(unix)]
-            {
+            let signal = {
                 use std::os::unix::process::ExitStatusExt;
-                if let Some(signal) = status.signal() {
-                    return Err(failed(FailureReason::Signal(signal)));
-                }
-            }
-            if trace.is_some() {
-                return Err(failed(FailureReason::TraceError));
-            }
-            if let Err(source) = framing {
-                return Err(ExecutorError::Framing { connector, source });
-            }
-            match fed {
-                FeedOutcome::Completed => Ok(()),
-                FeedOutcome::PipeClosed => Err(ExecutorError::StoppedReading {
-                    connector,
-                    stalled_secs: 0,
-                    log_tail,
-                }),
-                FeedOutcome::Failed(source) => Err(ExecutorError::Io {
-                    connector,
-                    context: "writing to the connector's stdin",
-                    source,
-                }),
-            }
+                status.signal()
+            };
+            #[cfg(not(unix))]
+            let signal = None;
+            let ended = match (status.code(), signal) {
+                (Some(code), _) => Ended::Code(code),
+                (None, Some(signal)) => Ended::Signal(signal),
+                (None, None) => Ended::Code(-1),
+            };
+            exit_result(&connector, ended, &diagnostics, framing, fed)
         });
         let connector = self.connector.clone();
         let exit = async move {

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::protocol::{FramingError, LineBatch, LineReader};
 
-use super::{Diagnostics, OutputEvent};
+use super::{Diagnostics, ExecutorError, FailureReason, OutputEvent};
 
 /// Bytes gathered before a stdout batch is handed on, unless the pipe runs dry first.
 const OUTPUT_BATCH_BYTES: usize = 64 * 1024;
@@ -120,5 +120,61 @@ pub(crate) async fn pump_stderr<R: AsyncRead + Unpin>(
             }
             Err(FramingError::Io { .. }) => break,
         }
+    }
+}
+
+/// How a connector's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// With this exit code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+/// The verdict on a finished run that spoke over stdio: a non-zero exit, a signal
+/// or a TRACE ERROR is a failure; then broken framing; then unread input.
+pub(crate) fn exit_result(
+    connector: &str,
+    ended: Ended,
+    diagnostics: &Diagnostics,
+    framing: Result<(), FramingError>,
+    fed: FeedOutcome,
+) -> Result<(), ExecutorError> {
+    let log_tail = diagnostics.tail();
+    let trace = diagnostics.trace_error();
+    let failed = |reason| ExecutorError::ConnectorFailed {
+        connector: connector.to_owned(),
+        reason,
+        failure_type: trace.as_ref().and_then(|t| t.failure_type),
+        message: trace.as_ref().map(|t| t.message.clone()),
+        log_tail: log_tail.clone(),
+    };
+    match ended {
+        Ended::Code(0) => {}
+        Ended::Code(code) => return Err(failed(FailureReason::ExitCode(code))),
+        Ended::Signal(signal) => return Err(failed(FailureReason::Signal(signal))),
+    }
+    if trace.is_some() {
+        return Err(failed(FailureReason::TraceError));
+    }
+    if let Err(source) = framing {
+        return Err(ExecutorError::Framing {
+            connector: connector.to_owned(),
+            source,
+        });
+    }
+    match fed {
+        FeedOutcome::Completed => Ok(()),
+        FeedOutcome::PipeClosed => Err(ExecutorError::StoppedReading {
+            connector: connector.to_owned(),
+            stalled_secs: 0,
+            log_tail,
+        }),
+        FeedOutcome::Failed(source) => Err(ExecutorError::Io {
+            connector: connector.to_owned(),
+            context: "writing to the connector's stdin",
+            source,
+        }),
     }
 }

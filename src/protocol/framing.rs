@@ -261,6 +261,16 @@ impl LineBatch {
         }
     }
 
+    /// A batch of the newline-delimited lines in `bytes` (a final line without
+    /// `\n` gets one).
+    pub fn from_lines(mut bytes: Vec<u8>) -> Self {
+        if bytes.last().is_some_and(|b| *b != b'\n') {
+            bytes.push(b'\n');
+        }
+        let lines = memchr::memchr_iter(b'\n', &bytes).count();
+        Self { bytes, lines }
+    }
+
     /// Appends one line; a `\n` is added.
     pub fn push_line(&mut self, line: &[u8]) {
         self.bytes.extend_from_slice(line);

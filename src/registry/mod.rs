@@ -2,29 +2,69 @@
 //! [`Executor`].
 //!
 //! Owns the resolution order and the "what was tried" error. It does not run
-//! anything. The order today:
+//! anything. Explicit flags win; a bare name resolves in this documented order:
 //!
-//! 1. `--local-executable PATH` (or `.local_executable(..)`): that program;
-//! 2. an executable named like the connector on `PATH`.
+//! 1. `--local-executable PATH`: that program (process executor);
+//! 2. `--wasm PATH`: that component (WASM executor, sandboxed);
+//! 3. a **built-in** plugin of that name (carried by the airlock binary, sandboxed);
+//! 4. the **plugins folder**: `$AIRLOCK_HOME/plugins/<name>.wasm` (sandboxed);
+//! 5. an **executable** of that name on `PATH` (process executor).
 //!
-//! Later backends (built-in WASM plugins, the plugins folder, Docker) slot in here.
+//! Docker images slot in after these (a later backend).
 
 use std::path::{Path, PathBuf};
 
 use crate::executor::process::ProcessExecutor;
+use crate::executor::sandbox::SandboxPolicy;
+use crate::executor::wasm::{WasmExecutor, WasmSource};
 use crate::executor::{Executor, ExecutorError};
+
+include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
 /// How the user asked for a connector to be run. Mirrors PyAirbyte's arguments.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutorOptions {
     /// Run this local program.
     pub local_executable: Option<PathBuf>,
+    /// Run this WebAssembly component.
+    pub wasm: Option<PathBuf>,
     /// The connector version wanted (used by backends that can pin one).
     pub version: Option<String>,
     /// Install a missing connector on first use.
     pub install_if_missing: bool,
-    /// Environment for the connector, beyond what it inherits.
+    /// Environment for a local executable, beyond what it inherits.
     pub env: Vec<(String, String)>,
+    /// The sandbox for WASM components. Without a local root, the default one
+    /// ([`crate::home::local_root`]) is granted as `/local`.
+    pub policy: Option<SandboxPolicy>,
+}
+
+impl ExecutorOptions {
+    fn sandbox(&self) -> SandboxPolicy {
+        let policy = self.policy.clone().unwrap_or_default();
+        match policy.local_root() {
+            Some(_) => policy,
+            None => policy.allow_local_root(crate::home::local_root()),
+        }
+    }
+}
+
+/// The names of the built-in plugins.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTIN_PLUGINS.iter().map(|(name, _)| *name)
+}
+
+/// The component bytes of a built-in plugin.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    BUILTIN_PLUGINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+}
+
+/// `$AIRLOCK_HOME/plugins`.
+pub fn plugins_dir() -> PathBuf {
+    crate::home::dir().join("plugins")
 }
 
 /// Resolves `name` to an executor, trying each way in order.
@@ -35,7 +75,36 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
     if let Some(path) = &options.local_executable {
         return Ok(Box::new(process_executor(name, path.clone(), options)));
     }
+    if let Some(path) = &options.wasm {
+        return Ok(Box::new(WasmExecutor::new(
+            name,
+            WasmSource::File(path.clone()),
+            options.sandbox(),
+        )));
+    }
     let mut tried = Vec::new();
+    match builtin(name) {
+        Some(bytes) => {
+            return Ok(Box::new(WasmExecutor::new(
+                name,
+                WasmSource::Builtin(bytes),
+                options.sandbox(),
+            )));
+        }
+        None => tried.push(format!(
+            "a built-in plugin (built in: {})",
+            builtin_names().collect::<Vec<_>>().join(", ")
+        )),
+    }
+    let in_folder = plugins_dir().join(format!("{name}.wasm"));
+    if in_folder.is_file() {
+        return Ok(Box::new(WasmExecutor::new(
+            name,
+            WasmSource::File(in_folder),
+            options.sandbox(),
+        )));
+    }
+    tried.push(format!("the plugins folder: {}", in_folder.display()));
     match find_on_path(name) {
         Some(path) => return Ok(Box::new(process_executor(name, path, options))),
         None => tried.push(format!("an executable named {name:?} on PATH")),
@@ -43,7 +112,8 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
     Err(ExecutorError::NotFound {
         name: name.to_owned(),
         tried,
-        hint: "pass --local-executable PATH, or put the connector's executable on PATH",
+        hint: "pass --wasm PATH or --local-executable PATH, put NAME.wasm in the plugins folder, \
+               or put the connector's executable on PATH",
     })
 }
 
@@ -87,17 +157,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unknown_name_lists_what_was_tried() {
+    fn an_unknown_name_lists_what_was_tried_in_order() {
         let err = resolve(
             "destination-that-does-not-exist-anywhere",
             &ExecutorOptions::default(),
         )
         .expect_err("not found");
         let text = err.to_string();
-        assert!(
-            text.contains("on PATH") && text.contains("--local-executable"),
-            "{text}"
-        );
+        let builtin = text.find("built-in plugin").expect("built-in tried");
+        let folder = text.find("plugins folder").expect("folder tried");
+        let path = text.find("on PATH").expect("PATH tried");
+        assert!(builtin < folder && folder < path, "{text}");
+        assert!(text.contains("--wasm PATH"), "{text}");
+    }
+
+    #[test]
+    fn the_builtins_are_carried() {
+        for name in [
+            "destination-dev-null",
+            "destination-local-json",
+            "destination-csv",
+        ] {
+            let bytes = builtin(name).unwrap_or_else(|| panic!("{name} built in"));
+            assert!(
+                bytes.starts_with(b"\0asm\x0d\0\x01\0"),
+                "{name} is a component"
+            );
+        }
     }
 
     #[test]

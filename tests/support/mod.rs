@@ -240,3 +240,46 @@ pub fn stored_states(db: &Path) -> Vec<(String, Value)> {
 pub fn required_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
+
+/// A WASI component built from this workspace for `wasm32-wasip2` (release): the
+/// built-in plugins (`destination_dev_null.wasm`, …), their command-mode CLIs
+/// (`destination-dev-null.wasm`, …) and the test fixtures (`test_adversary.wasm`,
+/// `test_wrong_world.wasm`). Built once per test run into `target/plugins`, the
+/// folder airlock's build script also uses.
+pub fn wasm_artifact(file: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = root().join("target/plugins/wasm32-wasip2/release");
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root())
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
+            .arg(root().join("target/plugins"))
+            .args(["--config", "profile.release.debug=false"])
+            .args([
+                "-p",
+                "destination-dev-null",
+                "-p",
+                "destination-local-json",
+                "-p",
+                "destination-csv",
+            ])
+            .args(["-p", "test-adversary", "-p", "test-wrong-world"])
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("run cargo build for the wasm plugins");
+        assert!(
+            status.success(),
+            "building the wasm plugins failed (is the wasm32-wasip2 target installed?)"
+        );
+    });
+    let path = dir.join(file);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}

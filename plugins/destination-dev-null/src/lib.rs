@@ -25,6 +25,8 @@ pub use config::{LoggingConfig, TestDestination};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DevNull;
 
+airlock_plugin_sdk::export_destination!(DevNull);
+
 impl Destination for DevNull {
     fn spec(&self) -> Value {
         spec()

@@ -10,6 +10,13 @@ pub fn spec<D: Destination + ?Sized>(dest: &D, out: &mut Vec<u8>) {
     write_spec(out, &dest.spec());
 }
 
+/// The ConnectorSpecification of `dest` as JSON text: the payload of the
+/// SPEC message, without the message around it (what the component's
+/// `spec` export returns).
+pub fn spec_json<D: Destination + ?Sized>(dest: &D) -> String {
+    dest.spec().to_string()
+}
+
 /// Runs `check` on the configuration text `config_json` and appends the
 /// CONNECTION_STATUS line to `out`. An unparsable configuration is reported
 /// as FAILED, like any other bad configuration.
@@ -19,10 +26,20 @@ pub fn check<D: Destination + ?Sized>(
     ctx: &Context,
     out: &mut Vec<u8>,
 ) {
-    let status = parse_config(config_json)
+    write_connection_status(out, &check_status(dest, config_json, ctx));
+}
+
+/// Runs `check` on the configuration text `config_json`: `Ok(())` for
+/// SUCCEEDED, `Err(message)` for FAILED. An unparsable configuration is a
+/// FAILED status, like any other bad configuration.
+pub fn check_status<D: Destination + ?Sized>(
+    dest: &D,
+    config_json: &[u8],
+    ctx: &Context,
+) -> Result<(), String> {
+    parse_config(config_json)
         .map_err(|e| e.message)
-        .and_then(|config| dest.check(&config, ctx));
-    write_connection_status(out, &status);
+        .and_then(|config| dest.check(&config, ctx))
 }
 
 /// Parses a configuration: it must be a JSON object.
@@ -84,6 +101,23 @@ mod tests {
         let line: Value = serde_json::from_slice(&out).expect("JSON");
         assert_eq!(line["type"], "SPEC");
         assert_eq!(line["spec"]["connectionSpecification"]["type"], "object");
+    }
+
+    #[test]
+    fn spec_json_is_the_bare_specification() {
+        let spec: Value = serde_json::from_str(&spec_json(&NeedsName)).expect("JSON");
+        assert_eq!(spec, json!({"connectionSpecification": {"type": "object"}}));
+    }
+
+    #[test]
+    fn check_status_is_the_result_without_the_message() {
+        let ctx = Context::native();
+        assert_eq!(check_status(&NeedsName, br#"{"name":"x"}"#, &ctx), Ok(()));
+        assert_eq!(
+            check_status(&NeedsName, b"{}", &ctx),
+            Err("name is required".to_string())
+        );
+        assert!(check_status(&NeedsName, b"nope", &ctx).is_err());
     }
 
     #[test]

@@ -41,8 +41,9 @@ impl Context {
     }
 
     /// The context the native entry point uses: sandboxed under the folder
-    /// named by [`LOCAL_ROOT_ENV`] when that variable is set and not empty,
-    /// native otherwise.
+    /// named by [`LOCAL_ROOT_ENV`] when that variable is set and not empty;
+    /// otherwise sandboxed under `/local` when compiled to WebAssembly (airlock
+    /// preopens the local root there), native elsewhere.
     pub fn from_env() -> Self {
         Self::from_local_root_var(std::env::var_os(LOCAL_ROOT_ENV))
     }
@@ -50,6 +51,9 @@ impl Context {
     fn from_local_root_var(value: Option<OsString>) -> Self {
         match value {
             Some(root) if !root.is_empty() => Self::sandboxed(root),
+            // Compiled to WebAssembly, the CLI runs in airlock's sandbox, where the
+            // local root is preopened as `/local`.
+            _ if cfg!(target_arch = "wasm32") => Self::sandboxed("/local"),
             _ => Self::native(),
         }
     }

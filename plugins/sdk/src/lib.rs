@@ -18,13 +18,17 @@
 mod catalog;
 mod cli;
 pub mod command;
+#[cfg(target_arch = "wasm32")]
+pub mod component;
 mod context;
 mod destination;
 mod error;
+mod export;
 pub mod message;
 pub mod naming;
 mod session;
 pub mod staging;
+pub mod stream_files;
 
 pub use catalog::{
     AirbyteStream, ConfiguredCatalog, ConfiguredStream, DestinationSyncMode, StreamDescriptor,
@@ -36,3 +40,16 @@ pub use destination::{Destination, RecordWriter};
 pub use error::{DestinationError, FailureType};
 pub use message::{Emitter, LogLevel, Record};
 pub use session::WriteSession;
+
+/// Writes a line to the host's log: through the `host.log` import in a component,
+/// as an Airbyte LOG line on stderr in a native CLI.
+pub fn host_log(level: LogLevel, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    component::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut line = Vec::new();
+        message::write_log(&mut line, level, message);
+        eprint!("{}", String::from_utf8_lossy(&line));
+    }
+}

@@ -139,6 +139,12 @@ impl<'a> Emitter<'a> {
     pub fn log(&mut self, level: LogLevel, message: &str) {
         write_log(self.out, level, message);
     }
+
+    /// Emits any Airbyte message (a TRACE ESTIMATE, say). The host checks what it
+    /// gets: a STATE emitted here that it never sent stops the write.
+    pub fn message(&mut self, message: &serde_json::Value) {
+        write_line(self.out, message);
+    }
 }
 
 /// Milliseconds since the Unix epoch, with a fraction, as TRACE messages

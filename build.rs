@@ -1,0 +1,91 @@
+//! Builds the built-in plugins (destination-dev-null, destination-local-json,
+//! destination-csv) as WASI components and embeds them in the airlock binary.
+//!
+//! The plugins are built by a nested `cargo build --release --target wasm32-wasip2`
+//! into `target/plugins` (its own target folder, so it never waits on the outer
+//! build's lock). Set `AIRLOCK_PLUGIN_WASM_DIR` to a folder holding the three
+//! `.wasm` files to skip the nested build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BUILTINS: [(&str, &str); 3] = [
+    ("destination-dev-null", "destination_dev_null"),
+    ("destination-local-json", "destination_local_json"),
+    ("destination-csv", "destination_csv"),
+];
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    for path in [
+        "plugins/sdk",
+        "plugins/destination-dev-null",
+        "plugins/destination-local-json",
+        "plugins/destination-csv",
+        "wit",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    println!("cargo:rerun-if-env-changed=AIRLOCK_PLUGIN_WASM_DIR");
+
+    let wasm_dir = match std::env::var_os("AIRLOCK_PLUGIN_WASM_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => build_plugins(&root),
+    };
+    let mut table = String::from(
+        "/// The built-in plugins: (name, component bytes).\npub static BUILTIN_PLUGINS: &[(&str, &[u8])] = &[\n",
+    );
+    for (name, file) in BUILTINS {
+        let path = wasm_dir.join(format!("{file}.wasm"));
+        if !path.is_file() {
+            panic!("built-in plugin {} is missing at {}", name, path.display());
+        }
+        table.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    table.push_str("];\n");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("builtin_plugins.rs");
+    std::fs::write(out, table).expect("write builtin_plugins.rs");
+}
+
+fn build_plugins(root: &Path) -> PathBuf {
+    let target_dir = root.join("target").join("plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .args(["--config", "profile.release.debug=false"]);
+    for (name, _) in BUILTINS {
+        command.args(["-p", name]);
+    }
+    // The outer build's settings are for the host, not for the plugins.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        command.env_remove(var);
+    }
+    let status = command
+        .status()
+        .expect("running cargo to build the built-in plugins");
+    if !status.success() {
+        panic!(
+            "building the built-in plugins for wasm32-wasip2 failed (see above). \
+             If the target is missing: rustup target add wasm32-wasip2 (scripts/setup-rust.sh does it)"
+        );
+    }
+    target_dir.join("wasm32-wasip2").join("release")
+}

@@ -1,0 +1,148 @@
+//! `stream_files`: one staged output file per stream, for destinations that write
+//! `_airbyte_raw_<stream>.<ext>` files (local-json, csv).
+//!
+//! Owns the mapping from catalog streams to files (namespaced streams go into a
+//! subfolder named after the transformed namespace; streams whose names transform
+//! alike share a file), the COMPLETE bookkeeping, and closing every file. The
+//! row format belongs to the destination.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::naming::{convert_stream_name, raw_table_name};
+use crate::staging::StagedFile;
+use crate::{AirbyteStream, ConfiguredCatalog, DestinationError, DestinationSyncMode};
+
+/// The files of one run, indexed by catalog stream.
+#[derive(Debug)]
+pub struct StreamFiles {
+    files: Vec<StagedFile>,
+    /// Per catalog stream: its index in `files`.
+    file_of_stream: Vec<usize>,
+    /// Per file: how many of its streams have yet to complete.
+    incomplete_streams: Vec<usize>,
+}
+
+/// The file a stream is written to inside `folder`: `[<namespace>/]_airbyte_raw_<stream>.<extension>`.
+pub fn stream_file(folder: &Path, stream: &AirbyteStream, extension: &str) -> PathBuf {
+    let mut path = folder.to_path_buf();
+    if let Some(namespace) = stream.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        path.push(convert_stream_name(namespace));
+    }
+    path.push(format!("{}.{extension}", raw_table_name(&stream.name)));
+    path
+}
+
+impl StreamFiles {
+    /// Stages one file per stream of `catalog` in `folder`, each starting with
+    /// `header` (empty for none).
+    ///
+    /// # Errors
+    /// The first file that cannot be staged (the ones staged before are closed).
+    pub fn open(
+        folder: &Path,
+        catalog: &ConfiguredCatalog,
+        extension: &str,
+        header: &[u8],
+    ) -> Result<Self, DestinationError> {
+        let mut paths: Vec<(PathBuf, DestinationSyncMode)> = Vec::new();
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
+        let mut file_of_stream = Vec::with_capacity(catalog.streams.len());
+        let mut incomplete_streams: Vec<usize> = Vec::new();
+        let mut seen = HashSet::new();
+        for configured in &catalog.streams {
+            let path = stream_file(folder, &configured.stream, extension);
+            let mode = configured.destination_sync_mode;
+            let file = *by_path.entry(path.clone()).or_insert_with(|| {
+                paths.push((path, mode));
+                incomplete_streams.push(0);
+                paths.len() - 1
+            });
+            // A shared file is only overwritten if every one of its streams is.
+            if mode != DestinationSyncMode::Overwrite {
+                paths[file].1 = DestinationSyncMode::Append;
+            }
+            // A stream listed twice completes once.
+            if seen.insert(configured.stream.descriptor()) {
+                incomplete_streams[file] += 1;
+            }
+            file_of_stream.push(file);
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        for (path, mode) in paths {
+            match StagedFile::open_with_header(path, mode, header) {
+                Ok(file) => files.push(file),
+                Err(e) => {
+                    // Move the (empty) temp files staged so far out of the way;
+                    // the open error is the one to report.
+                    for file in files {
+                        let _ = file.close(false);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Self {
+            files,
+            file_of_stream,
+            incomplete_streams,
+        })
+    }
+
+    /// The file of the catalog stream at `stream_index`.
+    pub fn for_stream(&mut self, stream_index: usize) -> &mut StagedFile {
+        &mut self.files[self.file_of_stream[stream_index]]
+    }
+
+    /// Flushes every file (before a state is echoed).
+    ///
+    /// # Errors
+    /// The first file that cannot be flushed.
+    pub fn flush(&mut self) -> Result<(), DestinationError> {
+        self.files.iter_mut().try_for_each(StagedFile::flush)
+    }
+
+    /// Notes a stream's COMPLETE; a file is complete once all its streams are.
+    pub fn stream_complete(&mut self, stream_index: usize) {
+        let file = self.file_of_stream[stream_index];
+        let incomplete = &mut self.incomplete_streams[file];
+        *incomplete = incomplete.saturating_sub(1);
+        if *incomplete == 0 {
+            self.files[file].mark_complete();
+        }
+    }
+
+    /// Closes every file, even after a failure, and reports the first error.
+    ///
+    /// # Errors
+    /// The first file that cannot be moved into place.
+    pub fn close(self, clean: bool) -> Result<(), DestinationError> {
+        let mut result = Ok(());
+        for file in self.files {
+            let closed = file.close(clean);
+            if result.is_ok() {
+                result = closed;
+            }
+        }
+        result
+    }
+}
+
+/// Appends the decimal digits of `n` without going through `fmt`.
+pub fn push_integer(line: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        line.push(b'-');
+    }
+    line.extend_from_slice(&digits[start..]);
+}

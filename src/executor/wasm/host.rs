@@ -1,0 +1,277 @@
+//! What a guest's store holds: the WASI context the policy allows, the resource
+//! table, the memory limiter, and the `host` import (`log`).
+//!
+//! Owns the store's data type and the `airlock:destination@0.1.0` bindings. Nothing
+//! outside `executor::wasm` names a `Store`, a `Linker` or this state.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::executor::Diagnostics;
+use crate::executor::sandbox::SandboxPolicy;
+
+/// Bindings for `airlock:destination@0.1.0`.
+pub(super) mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "wit/destination-0.1.0",
+        world: "destination-plugin",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+/// Which sandbox rule a guest broke, if any; set by the enforcer, read when the
+/// guest's call fails.
+#[derive(Debug, Default)]
+pub(super) struct Violations {
+    pub memory: AtomicBool,
+    pub output: AtomicBool,
+    pub log: AtomicBool,
+}
+
+/// Bytes a guest may still write to logs and output in this run.
+#[derive(Debug)]
+pub(super) struct Budgets {
+    pub log_left: AtomicU64,
+    pub output_left: AtomicU64,
+    pub violations: Violations,
+}
+
+impl Budgets {
+    pub fn new(policy: &SandboxPolicy) -> Arc<Self> {
+        Arc::new(Self {
+            log_left: AtomicU64::new(policy.max_log()),
+            output_left: AtomicU64::new(policy.max_output()),
+            violations: Violations::default(),
+        })
+    }
+
+    /// Takes `n` bytes from a budget; false (and the violation flagged) when spent.
+    fn take(left: &AtomicU64, flag: &AtomicBool, n: u64) -> bool {
+        let ok = left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(n))
+            .is_ok();
+        if !ok {
+            flag.store(true, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    pub fn take_log(&self, n: u64) -> bool {
+        Self::take(&self.log_left, &self.violations.log, n)
+    }
+
+    pub fn take_output(&self, n: u64) -> bool {
+        Self::take(&self.output_left, &self.violations.output, n)
+    }
+}
+
+/// The store's data.
+pub(super) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: MemoryLimiter,
+    diagnostics: Diagnostics,
+    budgets: Arc<Budgets>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A WASI context with exactly what `policy` grants, plus `extra_dirs` (read-only
+/// job folders for command mode) and the given stdio.
+pub(super) struct WasiSetup<'a> {
+    pub policy: &'a SandboxPolicy,
+    pub args: Vec<String>,
+    pub read_only_dirs: Vec<(std::path::PathBuf, &'static str)>,
+    pub stdin: Option<wasmtime_wasi::cli::AsyncStdinStream>,
+    pub stdout: Option<wasmtime_wasi::cli::AsyncStdoutStream>,
+    pub stderr: Option<wasmtime_wasi::cli::AsyncStdoutStream>,
+}
+
+impl HostState {
+    pub fn new(
+        setup: WasiSetup<'_>,
+        diagnostics: Diagnostics,
+        budgets: Arc<Budgets>,
+    ) -> Result<Self, String> {
+        let mut builder = WasiCtxBuilder::new();
+        builder.args(&setup.args);
+        // Deny-all, spelled out rather than trusted to defaults.
+        builder
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        builder.socket_addr_check(|_, _| Box::pin(async { false }));
+        if setup.policy.network_allowed() {
+            builder
+                .allow_tcp(true)
+                .allow_udp(true)
+                .allow_ip_name_lookup(true)
+                .inherit_network();
+        }
+        for (k, v) in setup.policy.env() {
+            builder.env(k, v);
+        }
+        if let Some(root) = setup.policy.local_root() {
+            std::fs::create_dir_all(root)
+                .map_err(|e| format!("creating the local root {}: {e}", root.display()))?;
+            builder
+                .preopened_dir(root, "/local", FsPerms::ReadWrite)
+                .map_err(|e| format!("opening the local root {}: {e:#}", root.display()))?;
+        }
+        for (dir, guest) in &setup.read_only_dirs {
+            builder
+                .preopened_dir(dir, guest, FsPerms::ReadOnly)
+                .map_err(|e| format!("opening {}: {e:#}", dir.display()))?;
+        }
+        if let Some(stdin) = setup.stdin {
+            builder.stdin(stdin);
+        }
+        if let Some(stdout) = setup.stdout {
+            builder.stdout(stdout);
+        }
+        if let Some(stderr) = setup.stderr {
+            builder.stderr(stderr);
+        }
+        Ok(Self {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limits: MemoryLimiter {
+                limit: setup.policy.memory_limit() as usize,
+                budgets: budgets.clone(),
+            },
+            diagnostics,
+            budgets,
+        })
+    }
+
+    /// A store for this state, with the memory limiter and epoch yielding set.
+    pub fn into_store(self) -> Store<HostState> {
+        let mut store = Store::new(super::engine::engine(), self);
+        store.limiter(|state| &mut state.limits);
+        // Yield to the async executor at every epoch tick, so timeouts can fire
+        // even while the guest loops.
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+}
+
+impl v0_1::airlock::destination::types::Host for HostState {}
+
+impl v0_1::airlock::destination::host::Host for HostState {
+    fn log(
+        &mut self,
+        level: v0_1::airlock::destination::types::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        use v0_1::airlock::destination::types::LogLevel;
+        if !self.budgets.take_log(message.len() as u64 + 1) {
+            return Err(wasmtime::format_err!("log cap exceeded"));
+        }
+        let level = match level {
+            LogLevel::Fatal => "FATAL",
+            LogLevel::Error => "ERROR",
+            LogLevel::Warn => "WARN",
+            LogLevel::Info => "INFO",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Trace => "TRACE",
+        };
+        self.diagnostics.note(format!("{level} {message}"));
+        Ok(())
+    }
+}
+
+/// Caps linear memory; a denied growth is flagged and traps with the rule's name.
+struct MemoryLimiter {
+    limit: usize,
+    budgets: Arc<Budgets>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.budgets
+                .violations
+                .memory
+                .store(true, Ordering::Relaxed);
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes exceeded",
+                self.limit
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// An `AsyncWrite` that stops (with an error) once a byte budget is spent. It keeps
+/// a guest's stdout and stderr from growing without bound.
+pub(super) struct CappedWriter<W> {
+    inner: W,
+    budgets: Arc<Budgets>,
+    is_log: bool,
+}
+
+impl<W> CappedWriter<W> {
+    pub fn new(inner: W, budgets: Arc<Budgets>, is_log: bool) -> Self {
+        Self {
+            inner,
+            budgets,
+            is_log,
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for CappedWriter<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = buf.len() as u64;
+        let ok = if self.is_log {
+            self.budgets.take_log(n)
+        } else {
+            self.budgets.take_output(n)
+        };
+        if !ok {
+            return Poll::Ready(Err(std::io::Error::other("sandbox output cap exceeded")));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

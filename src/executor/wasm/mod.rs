@@ -1,0 +1,644 @@
+//! The WASM backend: a WASI Preview 2 component run on wasmtime, in a sandbox.
+//!
+//! Owns loading (through the compile cache in [`engine`]), telling a plugin of the
+//! `airlock:destination` world from a `wasi:cli` command, and running either behind
+//! the [`Executor`] trait under a [`SandboxPolicy`]. Every guest call is async, so
+//! the write loop keeps streaming while the guest works; the epoch ticker lets
+//! timeouts interrupt a guest that never returns.
+//!
+//! No other module names a `Store`, a `Linker` or a `Component`.
+
+mod engine;
+mod host;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::{OnceCell, mpsc, oneshot};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use super::job::JobFolder;
+use super::sandbox::SandboxPolicy;
+use super::stdio::{Ended, FeedOutcome, exit_result, feed_stdin, pump_stderr, pump_stdout};
+use super::{
+    Diagnostics, Executor, ExecutorError, FailureReason, Invocation, OutputEvent, Session,
+};
+use crate::protocol::{DEFAULT_MAX_LINE_BYTES, FailureType, LineBatch};
+use host::{Budgets, CappedWriter, HostState, WasiSetup, v0_1};
+
+/// Output batches buffered ahead of the consumer.
+const OUTPUT_QUEUE: usize = 16;
+/// Input batches buffered ahead of the guest.
+const INPUT_QUEUE: usize = 4;
+/// Pipe buffer between the host and a command-mode guest's stdio.
+const PIPE_BYTES: usize = 256 * 1024;
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone)]
+pub enum WasmSource {
+    /// A `.wasm` file.
+    File(PathBuf),
+    /// Bytes carried by the airlock binary (the built-in plugins).
+    Builtin(&'static [u8]),
+}
+
+impl WasmSource {
+    fn describe(&self) -> PathBuf {
+        match self {
+            Self::File(path) => path.clone(),
+            Self::Builtin(_) => PathBuf::from("(built in)"),
+        }
+    }
+}
+
+/// Runs a WebAssembly component as a sandboxed connector.
+///
+/// A component exporting `airlock:destination/destination@0.1.x` runs as a plugin:
+/// records cross in batches through `write-batch`. A component exporting
+/// `wasi:cli/run` runs in command mode: it gets the Airbyte CLI arguments, the
+/// config and catalog read-only under `/job`, and messages on stdin/stdout — so an
+/// Airbyte-style CLI compiled to `wasm32-wasip2` works unchanged. Both run under
+/// the same [`SandboxPolicy`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), airlock::executor::ExecutorError> {
+/// use airlock::executor::{Executor, sandbox::SandboxPolicy, wasm::{WasmExecutor, WasmSource}};
+/// let policy = SandboxPolicy::new().allow_local_root("/tmp/out");
+/// let exec = WasmExecutor::new("destination-local-json", WasmSource::File("plugin.wasm".into()), policy);
+/// println!("{}", exec.spec().await?.connection_specification);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WasmExecutor {
+    connector: String,
+    source: WasmSource,
+    policy: SandboxPolicy,
+    cache_dir: Option<PathBuf>,
+    loaded: OnceCell<Arc<Loaded>>,
+}
+
+/// A compiled component, pre-linked for the world it implements.
+struct Loaded {
+    world: World,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.world {
+            World::PluginV0_1(_) => "Loaded(airlock:destination@0.1)",
+            World::Command(_) => "Loaded(wasi:cli/command)",
+        })
+    }
+}
+
+enum World {
+    PluginV0_1(v0_1::DestinationPluginPre<HostState>),
+    Command(CommandPre<HostState>),
+}
+
+fn plugin_linker() -> Result<&'static Linker<HostState>, String> {
+    static LINKER: OnceLock<Result<Linker<HostState>, String>> = OnceLock::new();
+    LINKER
+        .get_or_init(|| {
+            let mut linker = Linker::new(engine::engine());
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
+            v0_1::DestinationPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(linker)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn command_linker() -> Result<&'static Linker<HostState>, String> {
+    static LINKER: OnceLock<Result<Linker<HostState>, String>> = OnceLock::new();
+    LINKER
+        .get_or_init(|| {
+            let mut linker = Linker::new(engine::engine());
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
+            Ok(linker)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+impl WasmExecutor {
+    /// An executor for the component at `source`, sandboxed by `policy`. Nothing is
+    /// read or compiled until first use.
+    pub fn new(connector: impl Into<String>, source: WasmSource, policy: SandboxPolicy) -> Self {
+        Self {
+            connector: connector.into(),
+            source,
+            policy,
+            cache_dir: Some(engine::cache_dir()),
+            loaded: OnceCell::new(),
+        }
+    }
+
+    /// Uses `dir` for the on-disk compile cache, or none.
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The policy this executor enforces.
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    async fn load(&self) -> Result<Arc<Loaded>, ExecutorError> {
+        self.loaded
+            .get_or_try_init(|| async {
+                let connector = self.connector.clone();
+                let source = self.source.clone();
+                let cache = self.cache_dir.clone();
+                tokio::task::spawn_blocking(move || load(&connector, &source, cache.as_deref()))
+                    .await
+                    .map_err(|e| ExecutorError::Io {
+                        connector: self.connector.clone(),
+                        context: "compiling the component",
+                        source: std::io::Error::other(e),
+                    })?
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+}
+
+fn load(
+    connector: &str,
+    source: &WasmSource,
+    cache: Option<&std::path::Path>,
+) -> Result<Loaded, ExecutorError> {
+    let invalid = |reason: String| ExecutorError::InvalidComponent {
+        connector: connector.to_owned(),
+        path: source.describe(),
+        reason,
+    };
+    let file_bytes;
+    let bytes: &[u8] = match source {
+        WasmSource::File(path) => {
+            file_bytes = std::fs::read(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => ExecutorError::ExecutableNotFound {
+                    connector: connector.to_owned(),
+                    path: path.clone(),
+                },
+                _ => ExecutorError::Io {
+                    connector: connector.to_owned(),
+                    context: "reading the component",
+                    source: e,
+                },
+            })?;
+            &file_bytes
+        }
+        WasmSource::Builtin(bytes) => bytes,
+    };
+    if bytes.starts_with(b"\0asm\x01\0\0\0") {
+        return Err(invalid(
+            "it is a core WebAssembly module, not a component".into(),
+        ));
+    }
+    let component = engine::compile(bytes, cache)
+        .map_err(|reason| invalid(reason.split_whitespace().collect::<Vec<_>>().join(" ")))?;
+    let engine = engine::engine();
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let unsupported = |detail: Option<String>| ExecutorError::UnsupportedWorld {
+        connector: connector.to_owned(),
+        exports: exports.clone(),
+        detail,
+    };
+    if exports
+        .iter()
+        .any(|e| e.starts_with("airlock:destination/destination@0.1."))
+    {
+        let linker = plugin_linker().map_err(|e| unsupported(Some(e)))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
+        let pre = v0_1::DestinationPluginPre::new(pre)
+            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
+        return Ok(Loaded {
+            world: World::PluginV0_1(pre),
+        });
+    }
+    if exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2.")) {
+        let linker = command_linker().map_err(|e| unsupported(Some(e)))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
+        let pre = CommandPre::new(pre).map_err(|e| unsupported(Some(format!("{e:#}"))))?;
+        return Ok(Loaded {
+            world: World::Command(pre),
+        });
+    }
+    Err(unsupported(None))
+}
+
+/// What every guest call needs to enforce the policy and name the guest in errors.
+#[derive(Clone)]
+struct Guard {
+    connector: String,
+    diagnostics: Diagnostics,
+    budgets: Arc<Budgets>,
+    idle: Duration,
+    deadline: Instant,
+    deadline_total: Duration,
+}
+
+impl Guard {
+    fn new(connector: &str, policy: &SandboxPolicy, diagnostics: Diagnostics) -> Self {
+        Self {
+            connector: connector.to_owned(),
+            diagnostics,
+            budgets: Budgets::new(policy),
+            idle: policy.idle_timeout_value(),
+            deadline: Instant::now() + policy.deadline_value(),
+            deadline_total: policy.deadline_value(),
+        }
+    }
+
+    fn violation(&self, rule: String, fix: &'static str) -> ExecutorError {
+        ExecutorError::SandboxViolation {
+            connector: self.connector.clone(),
+            rule,
+            fix,
+            log_tail: self.diagnostics.tail(),
+        }
+    }
+
+    /// Runs one guest call under the idle timeout and the run's deadline, and turns a
+    /// trap into the rule it broke, if it broke one.
+    async fn call<T>(
+        &self,
+        call: &'static str,
+        future: impl std::future::Future<Output = wasmtime::Result<T>>,
+    ) -> Result<T, ExecutorError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let (limit, by_deadline) = if left < self.idle {
+            (left, true)
+        } else {
+            (self.idle, false)
+        };
+        match tokio::time::timeout(limit, future).await {
+            Err(_elapsed) if by_deadline => Err(self.violation(
+                format!("run deadline of {}s", self.deadline_total.as_secs()),
+                "raise it with --deadline SECS or deadline_secs in the policy file",
+            )),
+            Err(_elapsed) => Err(self.violation(
+                format!(
+                    "idle timeout of {}s (one call ran that long without returning)",
+                    self.idle.as_secs()
+                ),
+                "raise it with --idle-timeout SECS or idle_timeout_secs in the policy file",
+            )),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.trap(call, &error)),
+        }
+    }
+
+    fn trap(&self, call: &'static str, error: &wasmtime::Error) -> ExecutorError {
+        use std::sync::atomic::Ordering::Relaxed;
+        let v = &self.budgets.violations;
+        if v.memory.load(Relaxed) {
+            return self.violation(
+                "memory limit".into(),
+                "raise it with --memory-limit MIB or memory_limit_mib in the policy file",
+            );
+        }
+        if v.log.load(Relaxed) {
+            return self.violation(
+                "log cap".into(),
+                "raise it with --max-log-mib MIB or max_log_mib in the policy file",
+            );
+        }
+        if v.output.load(Relaxed) {
+            return self.violation(
+                "output cap".into(),
+                "raise it with --max-output-mib MIB or max_output_mib in the policy file",
+            );
+        }
+        let cause = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::StackOverflow) => {
+                "call stack exhausted (unbounded recursion?)".to_owned()
+            }
+            Some(trap) => trap.to_string(),
+            None => error.to_string(),
+        };
+        ExecutorError::Trap {
+            connector: self.connector.clone(),
+            call,
+            cause,
+            log_tail: self.diagnostics.tail(),
+        }
+    }
+
+    fn plugin_error(
+        &self,
+        call: &'static str,
+        error: v0_1::airlock::destination::types::DestinationError,
+    ) -> ExecutorError {
+        use v0_1::airlock::destination::types::FailureType as Wit;
+        let failure_type = match error.failure_type {
+            Wit::SystemError => FailureType::SystemError,
+            Wit::ConfigError => FailureType::ConfigError,
+            Wit::TransientError => FailureType::TransientError,
+        };
+        self.diagnostics.note(format!("ERROR {}", error.message));
+        ExecutorError::ConnectorFailed {
+            connector: self.connector.clone(),
+            reason: FailureReason::PluginError(call),
+            failure_type: Some(failure_type),
+            message: Some(error.message),
+            log_tail: self.diagnostics.tail(),
+        }
+    }
+
+    /// Hands protocol output on, within the output cap.
+    async fn emit(
+        &self,
+        bytes: Vec<u8>,
+        output: &mpsc::Sender<OutputEvent>,
+    ) -> Result<(), ExecutorError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if !self.budgets.take_output(bytes.len() as u64) {
+            return Err(self.violation(
+                "output cap".into(),
+                "raise it with --max-output-mib MIB or max_output_mib in the policy file",
+            ));
+        }
+        let batch = LineBatch::from_lines(bytes);
+        for line in batch.lines() {
+            self.diagnostics.note_protocol_line(line);
+        }
+        let _ = output.send(OutputEvent::Lines(batch)).await;
+        Ok(())
+    }
+}
+
+/// Pipes for a guest's stdout/stderr that end in the diagnostics (plugin mode: a
+/// plugin's prints are logs, not protocol).
+fn log_pipe(guard: &Guard, output: &mpsc::Sender<OutputEvent>) -> AsyncStdoutStream {
+    let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
+    tokio::spawn(pump_stderr(
+        reader,
+        output.clone(),
+        guard.diagnostics.clone(),
+    ));
+    AsyncStdoutStream::new(
+        64 * 1024,
+        CappedWriter::new(writer, guard.budgets.clone(), true),
+    )
+}
+
+async fn run_plugin(
+    pre: v0_1::DestinationPluginPre<HostState>,
+    policy: SandboxPolicy,
+    guard: Guard,
+    invocation: Invocation,
+    input: Option<mpsc::Receiver<LineBatch>>,
+    output: mpsc::Sender<OutputEvent>,
+) -> Result<(), ExecutorError> {
+    let setup = WasiSetup {
+        policy: &policy,
+        args: vec![guard.connector.clone()],
+        read_only_dirs: Vec::new(),
+        stdin: None,
+        stdout: Some(log_pipe(&guard, &output)),
+        stderr: Some(log_pipe(&guard, &output)),
+    };
+    let state =
+        HostState::new(setup, guard.diagnostics.clone(), guard.budgets.clone()).map_err(|e| {
+            ExecutorError::Io {
+                connector: guard.connector.clone(),
+                context: "preparing the sandbox",
+                source: std::io::Error::other(e),
+            }
+        })?;
+    let mut store = state.into_store();
+    let plugin = guard
+        .call("instantiate", pre.instantiate_async(&mut store))
+        .await?;
+    let api = plugin.airlock_destination_destination();
+    match invocation {
+        Invocation::Spec => {
+            let spec = guard.call("spec", api.call_spec(&mut store)).await?;
+            let spec: serde_json::Value =
+                serde_json::from_str(&spec).unwrap_or(serde_json::Value::String(spec));
+            let line = serde_json::json!({"type": "SPEC", "spec": spec}).to_string();
+            guard
+                .emit(format!("{line}\n").into_bytes(), &output)
+                .await?;
+        }
+        Invocation::Check { config } => {
+            let status = guard
+                .call("check", api.call_check(&mut store, &config.to_string()))
+                .await?;
+            let status = serde_json::json!({"type": "CONNECTION_STATUS", "connectionStatus": {
+                "status": if status.succeeded { "SUCCEEDED" } else { "FAILED" },
+                "message": status.message,
+            }});
+            guard
+                .emit(format!("{status}\n").into_bytes(), &output)
+                .await?;
+        }
+        Invocation::Write { config, catalog } => {
+            let writer_api = api.writer();
+            let catalog = serde_json::to_string(&catalog).unwrap_or_default();
+            let writer = guard
+                .call(
+                    "open",
+                    writer_api.call_open(&mut store, &config.to_string(), &catalog),
+                )
+                .await?
+                .map_err(|e| guard.plugin_error("open", e))?;
+            let mut input = input.unwrap_or_else(|| mpsc::channel(1).1);
+            while let Some(batch) = input.recv().await {
+                let out = guard
+                    .call(
+                        "write",
+                        writer_api.call_write_batch(&mut store, writer, batch.as_bytes()),
+                    )
+                    .await?
+                    .map_err(|e| guard.plugin_error("write", e))?;
+                guard.emit(out, &output).await?;
+            }
+            let out = guard
+                .call("close", writer_api.call_close(&mut store, writer))
+                .await?
+                .map_err(|e| guard.plugin_error("close", e))?;
+            guard.emit(out, &output).await?;
+            guard
+                .call("close", writer.resource_drop_async(&mut store))
+                .await?;
+        }
+    }
+    drop(store);
+    match guard.diagnostics.trace_error() {
+        Some(trace) => Err(ExecutorError::ConnectorFailed {
+            connector: guard.connector.clone(),
+            reason: FailureReason::TraceError,
+            failure_type: trace.failure_type,
+            message: Some(trace.message),
+            log_tail: guard.diagnostics.tail(),
+        }),
+        None => Ok(()),
+    }
+}
+
+async fn run_command(
+    pre: CommandPre<HostState>,
+    policy: SandboxPolicy,
+    guard: Guard,
+    invocation: Invocation,
+    input: Option<mpsc::Receiver<LineBatch>>,
+    output: mpsc::Sender<OutputEvent>,
+) -> Result<(), ExecutorError> {
+    let io_error = |context: &'static str| {
+        let connector = guard.connector.clone();
+        move |source: std::io::Error| ExecutorError::Io {
+            connector,
+            context,
+            source,
+        }
+    };
+    let job = JobFolder::write(&invocation).map_err(io_error("writing the job folder"))?;
+    let mut args = vec![guard.connector.clone()];
+    args.extend(
+        job.args(std::path::Path::new("/job"))
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+
+    let (stdin_host, stdin_guest) = tokio::io::duplex(PIPE_BYTES);
+    let feeder = input.map(|input| tokio::spawn(feed_stdin(stdin_host, input)));
+    let (stdout_guest, stdout_host) = tokio::io::duplex(PIPE_BYTES);
+    let stdout_pump = tokio::spawn(pump_stdout(
+        stdout_host,
+        output.clone(),
+        guard.diagnostics.clone(),
+        DEFAULT_MAX_LINE_BYTES,
+    ));
+    let setup = WasiSetup {
+        policy: &policy,
+        args,
+        read_only_dirs: vec![(job.path().to_path_buf(), "/job")],
+        stdin: Some(AsyncStdinStream::new(stdin_guest)),
+        stdout: Some(AsyncStdoutStream::new(
+            64 * 1024,
+            CappedWriter::new(stdout_guest, guard.budgets.clone(), false),
+        )),
+        stderr: Some(log_pipe(&guard, &output)),
+    };
+    let state = HostState::new(setup, guard.diagnostics.clone(), guard.budgets.clone())
+        .map_err(|e| io_error("preparing the sandbox")(std::io::Error::other(e)))?;
+    let mut store = state.into_store();
+    let command = guard
+        .call("instantiate", pre.instantiate_async(&mut store))
+        .await?;
+    let call = guard
+        .call("run", async {
+            command.wasi_cli_run().call_run(&mut store).await
+        })
+        .await;
+    let ended = match call {
+        Ok(Ok(())) => Ended::Code(0),
+        Ok(Err(())) => Ended::Code(1),
+        Err(ExecutorError::Trap { cause, .. })
+            if cause.starts_with("Exited with i32 exit status") =>
+        {
+            Ended::Code(
+                cause
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            )
+        }
+        Err(error) => return Err(error),
+    };
+    drop(store); // closes the guest's ends of the pipes
+    let framing = stdout_pump.await.unwrap_or(Ok(()));
+    let fed = match feeder {
+        Some(handle) => handle.await.unwrap_or(FeedOutcome::Completed),
+        None => FeedOutcome::Completed,
+    };
+    exit_result(&guard.connector, ended, &guard.diagnostics, framing, fed)
+}
+
+#[async_trait]
+impl Executor for WasmExecutor {
+    fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
+        let loaded = self.load().await?;
+        let diagnostics = Diagnostics::new(&self.connector);
+        let guard = Guard::new(&self.connector, &self.policy, diagnostics);
+        let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
+        let (input_tx, input_rx) = match invocation {
+            Invocation::Write { .. } => {
+                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let (abort_tx, abort_rx) = oneshot::channel::<()>();
+        let policy = self.policy.clone();
+        let connector = self.connector.clone();
+        let work: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), ExecutorError>> + Send>,
+        > = match &loaded.world {
+            World::PluginV0_1(pre) => Box::pin(run_plugin(
+                pre.clone(),
+                policy,
+                guard,
+                invocation,
+                input_rx,
+                output_tx,
+            )),
+            World::Command(pre) => Box::pin(run_command(
+                pre.clone(),
+                policy,
+                guard,
+                invocation,
+                input_rx,
+                output_tx,
+            )),
+        };
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                result = work => result,
+                _ = abort_rx => Err(ExecutorError::ConnectorFailed {
+                    connector,
+                    reason: FailureReason::Signal(9),
+                    failure_type: None,
+                    message: Some("stopped by airlock".into()),
+                    log_tail: Default::default(),
+                }),
+            }
+        });
+        let connector = self.connector.clone();
+        let exit = async move {
+            task.await.unwrap_or_else(|join| {
+                Err(ExecutorError::Io {
+                    connector,
+                    context: "running the component",
+                    source: std::io::Error::other(join),
+                })
+            })
+        };
+        Ok(Session::new(input_tx, output_rx, Box::pin(exit), abort_tx))
+    }
+}
