@@ -1,5 +1,7 @@
-//! The native Airbyte CLI of destination-csv.
+//! `destination-csv`: the native CLI of [`destination_csv::Csv`].
 
-fn main() -> std::process::ExitCode {
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
     airlock_plugin_sdk::run_cli(destination_csv::Csv)
 }

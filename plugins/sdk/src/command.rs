@@ -29,17 +29,18 @@ pub fn check<D: Destination + ?Sized>(
     write_connection_status(out, &check_status(dest, config_json, ctx));
 }
 
-/// Runs `check` on the configuration text `config_json`: `Ok(())` for
-/// SUCCEEDED, `Err(message)` for FAILED. An unparsable configuration is a
+/// Runs `check` on the configuration text `config_json`: `Ok(message)` for
+/// SUCCEEDED, `Err(message)` for FAILED (see
+/// [`Destination::check_with_message`]). An unparsable configuration is a
 /// FAILED status, like any other bad configuration.
 pub fn check_status<D: Destination + ?Sized>(
     dest: &D,
     config_json: &[u8],
     ctx: &Context,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     parse_config(config_json)
         .map_err(|e| e.message)
-        .and_then(|config| dest.check(&config, ctx))
+        .and_then(|config| dest.check_with_message(&config, ctx))
 }
 
 /// Parses a configuration: it must be a JSON object.
@@ -112,12 +113,49 @@ mod tests {
     #[test]
     fn check_status_is_the_result_without_the_message() {
         let ctx = Context::native();
-        assert_eq!(check_status(&NeedsName, br#"{"name":"x"}"#, &ctx), Ok(()));
+        assert_eq!(check_status(&NeedsName, br#"{"name":"x"}"#, &ctx), Ok(None));
         assert_eq!(
             check_status(&NeedsName, b"{}", &ctx),
             Err("name is required".to_string())
         );
         assert!(check_status(&NeedsName, b"nope", &ctx).is_err());
+    }
+
+    /// A destination whose successful check says something.
+    struct Chatty;
+    impl Destination for Chatty {
+        fn spec(&self) -> Value {
+            json!({})
+        }
+        fn check(&self, config: &Value, ctx: &Context) -> Result<(), String> {
+            self.check_with_message(config, ctx).map(|_| ())
+        }
+        fn check_with_message(
+            &self,
+            _config: &Value,
+            _ctx: &Context,
+        ) -> Result<Option<String>, String> {
+            Ok(Some("all good".into()))
+        }
+        fn open(
+            &self,
+            _config: &Value,
+            _catalog: &ConfiguredCatalog,
+            _ctx: &Context,
+        ) -> Result<Box<dyn RecordWriter>, DestinationError> {
+            Err(DestinationError::system("not used"))
+        }
+    }
+
+    #[test]
+    fn a_success_message_is_passed_on() {
+        let mut out = Vec::new();
+        check(&Chatty, b"{}", &Context::native(), &mut out);
+        let line: Value = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(
+            line["connectionStatus"],
+            json!({"status":"SUCCEEDED","message":"all good"})
+        );
     }
 
     #[test]

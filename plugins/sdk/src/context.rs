@@ -15,6 +15,10 @@ pub const LOCAL_ROOT_ENV: &str = "AIRLOCK_LOCAL_ROOT";
 /// Airbyte's Docker destinations.
 const LOCAL_PREFIX: &str = "local";
 
+/// Where the local root is inside a WASM sandbox: airlock preopens it as
+/// `/local`, so a component sees its configured paths under their own names.
+pub const SANDBOX_LOCAL_ROOT: &str = "/local";
+
 /// Where a destination runs, as far as its configured paths are concerned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
@@ -40,21 +44,33 @@ impl Context {
         }
     }
 
-    /// The context the native entry point uses: sandboxed under the folder
-    /// named by [`LOCAL_ROOT_ENV`] when that variable is set and not empty;
-    /// otherwise sandboxed under `/local` when compiled to WebAssembly (airlock
-    /// preopens the local root there), native elsewhere.
+    /// The context of the CLI entry point ([`run_cli`](crate::run_cli)),
+    /// read from [`LOCAL_ROOT_ENV`]:
+    ///
+    /// - set and not empty: sandboxed under the folder it names;
+    /// - set but empty: native;
+    /// - not set: native in a native build; in a `wasm32` build (the CLI
+    ///   compiled as a `wasi:cli/command`, which runs in airlock's sandbox
+    ///   with the local root preopened as `/local`) sandboxed under
+    ///   [`SANDBOX_LOCAL_ROOT`].
     pub fn from_env() -> Self {
-        Self::from_local_root_var(std::env::var_os(LOCAL_ROOT_ENV))
+        Self::from_local_root_var(std::env::var_os(LOCAL_ROOT_ENV), Self::unset_default())
     }
 
-    fn from_local_root_var(value: Option<OsString>) -> Self {
+    /// The context when [`LOCAL_ROOT_ENV`] is not set.
+    fn unset_default() -> Self {
+        if cfg!(target_arch = "wasm32") {
+            Self::sandboxed(SANDBOX_LOCAL_ROOT)
+        } else {
+            Self::native()
+        }
+    }
+
+    fn from_local_root_var(value: Option<OsString>, unset: Self) -> Self {
         match value {
             Some(root) if !root.is_empty() => Self::sandboxed(root),
-            // Compiled to WebAssembly, the CLI runs in airlock's sandbox, where the
-            // local root is preopened as `/local`.
-            _ if cfg!(target_arch = "wasm32") => Self::sandboxed("/local"),
-            _ => Self::native(),
+            Some(_) => Self::native(),
+            None => unset,
         }
     }
 
@@ -185,14 +201,28 @@ mod tests {
 
     #[test]
     fn from_env_reads_the_local_root_variable() {
-        assert_eq!(Context::from_local_root_var(None), Context::native());
+        let unset = Context::sandboxed("/default");
         assert_eq!(
-            Context::from_local_root_var(Some(OsString::new())),
+            Context::from_local_root_var(None, unset.clone()),
+            Context::sandboxed("/default")
+        );
+        assert_eq!(
+            Context::from_local_root_var(Some(OsString::new()), unset.clone()),
             Context::native()
         );
         assert_eq!(
-            Context::from_local_root_var(Some("/local".into())),
-            Context::sandboxed("/local")
+            Context::from_local_root_var(Some("/srv/local".into()), unset),
+            Context::sandboxed("/srv/local")
         );
+    }
+
+    #[test]
+    fn an_unset_variable_means_native_natively_and_local_in_wasm() {
+        let expected = if cfg!(target_arch = "wasm32") {
+            Context::sandboxed("/local")
+        } else {
+            Context::native()
+        };
+        assert_eq!(Context::unset_default(), expected);
     }
 }

@@ -17,6 +17,18 @@ pub trait Destination {
     /// message. A bad configuration is a FAILED status, never a crash.
     fn check(&self, config: &serde_json::Value, ctx: &Context) -> Result<(), String>;
 
+    /// Like [`check`](Self::check), with a message on success too:
+    /// `Ok(Some(message))` is reported as SUCCEEDED with that message. Every
+    /// entry point calls this one; the default calls [`check`](Self::check)
+    /// and gives no message.
+    fn check_with_message(
+        &self,
+        config: &serde_json::Value,
+        ctx: &Context,
+    ) -> Result<Option<String>, String> {
+        self.check(config, ctx).map(|()| None)
+    }
+
     /// Starts a `write`: validates `config` and prepares to receive the
     /// records of `catalog`'s streams.
     ///

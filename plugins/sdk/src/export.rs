@@ -1,19 +1,52 @@
-//! [`export_destination!`](crate::export_destination): the one line that makes a
-//! destination crate a WASI component too. Defined on every target (it expands to
-//! nothing off `wasm32`), so a plugin's `lib.rs` builds natively and as a component.
+//! [`export_destination!`](crate::export_destination): the one line that makes
+//! a destination crate a WASI component too. It is defined on every target and
+//! expands to nothing off `wasm32`, so a plugin's `lib.rs` builds natively and
+//! as a component alike.
 
-/// Exports a [`Destination`](crate::Destination) as the `airlock:destination@0.1.0` component world.
+/// Exports a [`Destination`](crate::Destination) as the component world
+/// `airlock:destination@0.1.0` / `destination-plugin`.
 ///
-/// Invoke it once in the plugin's `lib.rs` with an expression that builds the
-/// destination; it expands to nothing except on `wasm32`, so the same crate builds
-/// natively too:
+/// Invoke it once, at the top level of the plugin's `lib.rs`, with an
+/// expression that builds the destination: a unit struct's name, or a
+/// constructor call.
 ///
-/// ```ignore
-/// airlock_plugin_sdk::export_destination!(MyDestination);
 /// ```
+/// # use airlock_plugin_sdk::{ConfiguredCatalog, Context, Destination, DestinationError, RecordWriter};
+/// # use serde_json::{Value, json};
+/// pub struct MyDestination;
+///
+/// impl Destination for MyDestination {
+///     // …
+/// #   fn spec(&self) -> Value { json!({}) }
+/// #   fn check(&self, _: &Value, _: &Context) -> Result<(), String> { Ok(()) }
+/// #   fn open(&self, _: &Value, _: &ConfiguredCatalog, _: &Context)
+/// #       -> Result<Box<dyn RecordWriter>, DestinationError> { Err(DestinationError::system("x")) }
+/// }
+///
+/// airlock_plugin_sdk::export_destination!(MyDestination);
+/// // or, for a destination built by a function:
+/// // airlock_plugin_sdk::export_destination!(MyDestination::new());
+/// # fn main() {}
+/// ```
+///
+/// The expression is evaluated afresh for every `spec`, `check` and
+/// `writer.open` call, so it should be cheap; a writer keeps what its
+/// [`RecordWriter`](crate::RecordWriter) holds and needs nothing else.
+///
+/// The crate must be built with `crate-type = ["cdylib", "rlib"]`: building
+/// it with `cargo build --target wasm32-wasip2` then yields
+/// `<crate_name>.wasm`, a component that exports
+/// `airlock:destination/destination@0.1.0` and imports
+/// `airlock:destination/host@0.1.0` plus WASI. Off `wasm32` the macro expands
+/// to nothing.
+///
+/// The expansion only glues: each export calls a function of
+/// [`component`](crate::component) (`spec`, `check`, `ComponentWriter`),
+/// which install the panic hook, route [`host_log`](crate::host_log) to the
+/// host and convert errors.
 #[macro_export]
 macro_rules! export_destination {
-    ($destination:expr) => {
+    ($destination:expr $(,)?) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             use $crate::component::bindings::exports::airlock::destination::destination as __wit;
@@ -52,7 +85,9 @@ macro_rules! export_destination {
                 }
             }
 
-            $crate::component::bindings::export_airlock_component!(__AirlockComponent);
+            $crate::component::bindings::export_airlock_component!(
+                __AirlockComponent with_types_in $crate::component::bindings
+            );
         };
     };
 }

@@ -197,9 +197,9 @@ pub fn write_spec(out: &mut Vec<u8>, spec: &serde_json::Value) {
     write_line(out, &Line { kind: "SPEC", spec });
 }
 
-/// Appends a CONNECTION_STATUS line: SUCCEEDED for `Ok`, FAILED with the
-/// message for `Err`.
-pub fn write_connection_status(out: &mut Vec<u8>, status: &Result<(), String>) {
+/// Appends a CONNECTION_STATUS line: SUCCEEDED (with the message, if any)
+/// for `Ok`, FAILED with the message for `Err`.
+pub fn write_connection_status(out: &mut Vec<u8>, status: &Result<Option<String>, String>) {
     #[derive(Serialize)]
     struct Status<'m> {
         status: &'static str,
@@ -214,9 +214,9 @@ pub fn write_connection_status(out: &mut Vec<u8>, status: &Result<(), String>) {
         connection_status: Status<'m>,
     }
     let connection_status = match status {
-        Ok(()) => Status {
+        Ok(message) => Status {
             status: "SUCCEEDED",
-            message: None,
+            message: message.as_deref(),
         },
         Err(message) => Status {
             status: "FAILED",
@@ -316,9 +316,10 @@ mod tests {
         let mut out = Vec::new();
         write_log(&mut out, LogLevel::Warn, "careful");
         write_spec(&mut out, &json!({"connectionSpecification": {}}));
-        write_connection_status(&mut out, &Ok(()));
+        write_connection_status(&mut out, &Ok(None));
         write_connection_status(&mut out, &Err("nope".into()));
         write_trace_error(&mut out, &DestinationError::config("bad path"));
+        write_connection_status(&mut out, &Ok(Some("fine".into())));
         let lines = lines(&out);
         assert_eq!(
             lines[0],
@@ -343,6 +344,20 @@ mod tests {
         assert_eq!(trace["error"]["message"], "bad path");
         assert_eq!(trace["error"]["internal_message"], "bad path");
         assert_eq!(trace["error"]["failure_type"], "config_error");
+        assert_eq!(
+            lines[5],
+            json!({"type":"CONNECTION_STATUS","connectionStatus":{"status":"SUCCEEDED","message":"fine"}})
+        );
+    }
+
+    #[test]
+    fn emitter_passes_any_message_through() {
+        let mut out = Vec::new();
+        Emitter::new(&mut out).message(&json!({"type":"TRACE","trace":{"type":"ESTIMATE"}}));
+        assert_eq!(
+            out,
+            b"{\"type\":\"TRACE\",\"trace\":{\"type\":\"ESTIMATE\"}}\n"
+        );
     }
 
     #[test]

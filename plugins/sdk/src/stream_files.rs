@@ -146,3 +146,72 @@ pub fn push_integer(line: &mut Vec<u8>, n: i64) {
     }
     line.extend_from_slice(&digits[start..]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn catalog(streams: &[(&str, Option<&str>, &str)]) -> ConfiguredCatalog {
+        let streams: Vec<serde_json::Value> = streams
+            .iter()
+            .map(|(name, namespace, mode)| {
+                serde_json::json!({"stream": {"name": name, "namespace": namespace},
+                                   "sync_mode": "full_refresh", "destination_sync_mode": mode})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({ "streams": streams })).expect("catalog")
+    }
+
+    #[test]
+    fn stream_files_are_named_after_the_transformed_names() {
+        let catalog = catalog(&[
+            ("my stream", None, "append"),
+            ("users", Some("crm 1"), "append"),
+        ]);
+        let folder = Path::new("/out");
+        assert_eq!(
+            stream_file(folder, &catalog.streams[0].stream, "csv"),
+            Path::new("/out/_airbyte_raw_my_stream.csv")
+        );
+        assert_eq!(
+            stream_file(folder, &catalog.streams[1].stream, "jsonl"),
+            Path::new("/out/crm_1/_airbyte_raw_users.jsonl")
+        );
+    }
+
+    #[test]
+    fn streams_that_transform_alike_share_a_file_that_completes_with_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("_airbyte_raw_a_b.txt");
+        std::fs::write(&path, "old\n").expect("prior data");
+        let catalog = catalog(&[("a b", None, "overwrite"), ("a+b", None, "overwrite")]);
+        let mut files = StreamFiles::open(dir.path(), &catalog, "txt", b"").expect("open");
+        files.for_stream(0).write_all(b"one\n").expect("write");
+        files.for_stream(1).write_all(b"two\n").expect("write");
+        files.stream_complete(0);
+        files.flush().expect("flush");
+        files.close(true).expect("close");
+        // Only one of the two streams completed: the prior data stays.
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "old\none\ntwo\n"
+        );
+
+        let mut files = StreamFiles::open(dir.path(), &catalog, "txt", b"").expect("open");
+        files.for_stream(1).write_all(b"three\n").expect("write");
+        files.stream_complete(0);
+        files.stream_complete(1);
+        files.close(true).expect("close");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "three\n");
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, -5, 1_700_000_000_123, i64::MAX, i64::MIN] {
+            let mut line = b"x".to_vec();
+            push_integer(&mut line, n);
+            assert_eq!(line, format!("x{n}").into_bytes());
+        }
+    }
+}

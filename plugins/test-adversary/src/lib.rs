@@ -1,13 +1,25 @@
-//! `test-adversary`: a destination that attacks its sandbox, for airlock's tests.
+//! `test-adversary`: a destination that attacks its sandbox, for airlock's
+//! sandbox tests. Never run it outside a sandbox.
 //!
-//! Config: `{"attack": NAME, "phase": "check" | "open" | "write" | "close"}`. In
-//! that phase it tries the attack. Probes (`read_passwd`, `write_outside`,
-//! `socket`, `env`) report what happened: `check` says FAILED "denied: …" when the
-//! sandbox stopped them and SUCCEEDED "LEAK: …" when it did not; in other phases a
-//! denial is an error "denied: …" and a leak an error "LEAK: …". The rest
-//! (`loop`, `memory`, `recurse`, `flood_log`, `flood_stdout`, `flood_output`,
-//! `trap`, `bogus_state`) never end well on their own: the host must stop them.
-//! With `"attack": "none"` it is a working dev-null.
+//! Config: `{"attack": NAME, "phase": "check" | "open" | "write" | "close"}`
+//! (`phase` defaults to `check`, `attack` to `none`). In that phase it tries
+//! the attack:
+//!
+//! - Probes — `read_passwd`, `write_outside`, `socket`, `env` — report what
+//!   happened. In `check`: FAILED `denied: …` when the sandbox stopped them,
+//!   SUCCEEDED `LEAK: …` when it did not. In the other phases: an error
+//!   `denied: …` or `LEAK: …`.
+//! - `loop`, `memory`, `recurse`, `flood_log`, `flood_stdout` and `trap`
+//!   never end well on their own: the host must stop them.
+//! - `flood_output` (write phase) returns about 200 MB of LOG lines from one
+//!   `write-batch`; `bogus_state` (write phase) returns a STATE that was
+//!   never received.
+//!
+//! With `"attack": "none"` it is a working dev-null: it drops the records
+//! and echoes the states.
+//!
+//! In the `write` phase the attack runs on the first record; in `close`, at a
+//! clean close.
 
 #![deny(missing_docs)]
 
@@ -15,7 +27,7 @@ use std::hint::black_box;
 
 use airlock_plugin_sdk::{
     ConfiguredCatalog, Context, Destination, DestinationError, Emitter, LogLevel, Record,
-    RecordWriter,
+    RecordWriter, host_log,
 };
 use serde_json::{Value, json};
 
@@ -25,69 +37,145 @@ pub struct Adversary;
 
 airlock_plugin_sdk::export_destination!(Adversary);
 
+/// The attacks this destination knows; `none` is no attack.
+pub const ATTACKS: [&str; 13] = [
+    "read_passwd",
+    "write_outside",
+    "socket",
+    "env",
+    "loop",
+    "memory",
+    "recurse",
+    "flood_log",
+    "flood_stdout",
+    "flood_output",
+    "trap",
+    "bogus_state",
+    "none",
+];
+
+/// The phases an attack can run in.
+const PHASES: [&str; 4] = ["check", "open", "write", "close"];
+
+/// The line that the flooding attacks repeat: 1 KiB.
+fn kib_line() -> String {
+    "x".repeat(1024)
+}
+
+/// What to do, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Plan {
     attack: String,
     phase: String,
 }
 
 impl Plan {
-    fn read(config: &Value) -> Self {
-        let get = |key: &str, default: &str| {
-            config
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or(default)
-                .to_owned()
+    fn read(config: &Value) -> Result<Self, DestinationError> {
+        let field = |key: &str, default: &str| match config.get(key) {
+            None | Some(Value::Null) => Ok(default.to_owned()),
+            Some(Value::String(value)) => Ok(value.clone()),
+            Some(other) => Err(DestinationError::config(format!(
+                "{key} must be a string, got {other}"
+            ))),
         };
-        Self {
-            attack: get("attack", "none"),
-            phase: get("phase", "check"),
+        let plan = Self {
+            attack: field("attack", "none")?,
+            phase: field("phase", "check")?,
+        };
+        if !ATTACKS.contains(&plan.attack.as_str()) {
+            return Err(DestinationError::config(format!(
+                "unknown attack {:?}; one of {ATTACKS:?}",
+                plan.attack
+            )));
         }
+        if !PHASES.contains(&plan.phase.as_str()) {
+            return Err(DestinationError::config(format!(
+                "unknown phase {:?}; one of {PHASES:?}",
+                plan.phase
+            )));
+        }
+        Ok(plan)
     }
 
+    /// Whether the attack runs in `phase`.
     fn now(&self, phase: &str) -> bool {
         self.phase == phase && self.attack != "none"
     }
 }
 
-/// Tries a probe: `Ok(what leaked)` or `Err(why it was denied)`.
-fn probe(attack: &str) -> Option<Result<String, String>> {
-    let result = match attack {
-        "read_passwd" => std::fs::read_to_string("/etc/passwd")
-            .map(|t| t.chars().take(40).collect())
-            .map_err(|e| e.to_string()),
-        "write_outside" => std::fs::write("/tmp/airlock-escape.txt", "escaped")
-            .or_else(|_| std::fs::write("/local/../escape.txt", "escaped"))
-            .map(|()| "wrote outside /local".to_owned())
-            .map_err(|e| e.to_string()),
-        "socket" => match std::net::TcpStream::connect("127.0.0.1:9") {
-            Ok(_) => Ok("connected to 127.0.0.1:9".to_owned()),
-            Err(connect) => {
-                use std::net::ToSocketAddrs;
-                match "localhost:80".to_socket_addrs() {
-                    Ok(mut addrs) => match addrs.next() {
-                        Some(addr) => {
-                            Ok(format!("resolved localhost to {addr} (connect: {connect})"))
-                        }
-                        None => Err(format!("connect: {connect}; lookup found nothing")),
-                    },
-                    Err(lookup) => Err(format!("connect: {connect}; lookup: {lookup}")),
-                }
-            }
-        },
-        "env" => {
-            let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
-            if vars.is_empty() {
-                Err("no environment variables are visible".to_owned())
-            } else {
-                Ok(format!("env: {vars:?}"))
-            }
-        }
+/// What a probe found: `Ok(what leaked)` or `Err(why it was denied)`.
+type Probe = Result<String, String>;
+
+/// Runs the probe `attack`, or returns `None` when `attack` is not a probe.
+fn probe(attack: &str) -> Option<Probe> {
+    Some(match attack {
+        "read_passwd" => read_passwd(),
+        "write_outside" => write_outside(),
+        "socket" => socket(),
+        "env" => environment(),
         _ => return None,
-    };
-    Some(result)
+    })
 }
 
+fn read_passwd() -> Probe {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|text| {
+            format!(
+                "read /etc/passwd: {:?}",
+                text.chars().take(40).collect::<String>()
+            )
+        })
+        .map_err(|e| format!("/etc/passwd: {e}"))
+}
+
+fn write_outside() -> Probe {
+    let mut denials = Vec::new();
+    for path in ["/tmp/airlock-escape.txt", "/local/../escape.txt"] {
+        match std::fs::write(path, "escaped\n") {
+            Ok(()) => return Ok(format!("wrote {path}")),
+            Err(e) => denials.push(format!("{path}: {e}")),
+        }
+    }
+    Err(denials.join("; "))
+}
+
+fn socket() -> Probe {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let connect = match TcpStream::connect("127.0.0.1:9") {
+        Ok(_) => return Ok("connected to 127.0.0.1:9".to_owned()),
+        Err(e) => e,
+    };
+    match "localhost:80".to_socket_addrs() {
+        Ok(mut addrs) => match addrs.next() {
+            Some(addr) => Ok(format!(
+                "resolved localhost:80 to {addr} (connect to 127.0.0.1:9: {connect})"
+            )),
+            None => Err(format!(
+                "connect to 127.0.0.1:9: {connect}; lookup of localhost: no address"
+            )),
+        },
+        Err(lookup) => Err(format!(
+            "connect to 127.0.0.1:9: {connect}; lookup of localhost: {lookup}"
+        )),
+    }
+}
+
+fn environment() -> Probe {
+    let names: Vec<String> = std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .collect();
+    let path = std::env::var_os("PATH");
+    let home = std::env::var_os("HOME");
+    if names.is_empty() && path.is_none() && home.is_none() {
+        Err("no environment variable is visible".to_owned())
+    } else {
+        Ok(format!(
+            "environment variables {names:?} (PATH: {path:?}, HOME: {home:?})"
+        ))
+    }
+}
+
+/// Recursion without bound; not a tail call, so it needs a frame per level.
 #[allow(
     unconditional_recursion,
     reason = "the attack: recursion without bound"
@@ -96,25 +184,28 @@ fn recurse(depth: u64) -> u64 {
     black_box(recurse(black_box(depth + 1))) + 1
 }
 
-/// Runs an attack that does not return (or returns an error for a probe).
-fn attack(name: &str, out: Option<&mut Emitter<'_>>) -> Result<(), DestinationError> {
-    if let Some(result) = probe(name) {
-        return Err(DestinationError::system(match result {
+/// Runs `plan`'s attack in `phase`. Probes end in an error, `denied: …` or
+/// `LEAK: …`; the attacks that need the output (`flood_output`,
+/// `bogus_state`) do nothing without it.
+fn attack(plan: &Plan, phase: &str, out: Option<&mut Emitter<'_>>) -> Result<(), DestinationError> {
+    if let Some(found) = probe(&plan.attack) {
+        return Err(DestinationError::system(match found {
             Ok(leak) => format!("LEAK: {leak}"),
             Err(denied) => format!("denied: {denied}"),
         }));
     }
-    match name {
+    match plan.attack.as_str() {
         "loop" => {
-            let mut i = 0u64;
+            let mut counter = 0u64;
             loop {
-                i = black_box(i.wrapping_add(1));
+                counter = black_box(counter.wrapping_add(1));
             }
         }
         "memory" => {
-            let mut hoard = Vec::new();
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {
-                hoard.push(black_box(vec![1u8; 1 << 20]));
+                hoard.push(black_box(vec![1; 1 << 20]));
+                black_box(&mut hoard);
             }
         }
         "recurse" => {
@@ -122,21 +213,22 @@ fn attack(name: &str, out: Option<&mut Emitter<'_>>) -> Result<(), DestinationEr
             Ok(())
         }
         "flood_log" => {
-            let line = "x".repeat(1024);
+            let line = kib_line();
             loop {
-                airlock_plugin_sdk::host_log(LogLevel::Info, &line);
+                host_log(LogLevel::Info, black_box(&line));
             }
         }
         "flood_stdout" => {
-            let line = "x".repeat(1024);
+            let line = kib_line();
             loop {
                 println!("{line}");
             }
         }
         "flood_output" => {
             if let Some(out) = out {
-                let line = "x".repeat(1024);
-                for _ in 0..50_000 {
+                let line = kib_line();
+                // About 200 MB of LOG lines.
+                for _ in 0..200_000 {
                     out.log(LogLevel::Info, &line);
                 }
             }
@@ -144,48 +236,57 @@ fn attack(name: &str, out: Option<&mut Emitter<'_>>) -> Result<(), DestinationEr
         }
         "bogus_state" => {
             if let Some(out) = out {
-                out.message(&json!({"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {"never": "sent"}}}}));
+                out.message(
+                    &json!({"type": "STATE", "state": {"type": "STREAM", "stream": {
+                    "stream_descriptor": {"name": "users"},
+                    "stream_state": {"never": "sent"}}}}),
+                );
             }
             Ok(())
         }
-        "trap" => panic!("adversary trap in a call"),
-        other => Err(DestinationError::config(format!(
-            "unknown attack {other:?}"
-        ))),
+        "trap" => panic!("adversary trap in {phase}"),
+        _ => Ok(()),
     }
-}
-
-fn trap_or_attack(
-    plan: &Plan,
-    phase: &str,
-    out: Option<&mut Emitter<'_>>,
-) -> Result<(), DestinationError> {
-    if plan.attack == "trap" {
-        panic!("adversary trap in {phase}");
-    }
-    attack(&plan.attack, out)
 }
 
 impl Destination for Adversary {
     fn spec(&self) -> Value {
-        json!({"connectionSpecification": {"type": "object", "properties": {
-            "attack": {"type": "string"}, "phase": {"type": "string", "enum": ["check", "open", "write", "close"]}
-        }}})
+        json!({
+            "documentationUrl": "https://example.invalid/airlock/test-adversary",
+            "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
+            "connectionSpecification": {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "title": "Test Adversary Spec",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "attack": {"type": "string", "enum": ATTACKS, "default": "none"},
+                    "phase": {"type": "string", "enum": PHASES, "default": "check"}
+                }
+            }
+        })
     }
 
-    fn check(&self, config: &Value, _ctx: &Context) -> Result<(), String> {
-        let plan = Plan::read(config);
+    fn check(&self, config: &Value, ctx: &Context) -> Result<(), String> {
+        self.check_with_message(config, ctx).map(|_| ())
+    }
+
+    /// A probe that the sandbox let through is SUCCEEDED with `LEAK: …`, so
+    /// a test can tell it from the FAILED `denied: …` it expects.
+    fn check_with_message(&self, config: &Value, _ctx: &Context) -> Result<Option<String>, String> {
+        let plan = Plan::read(config).map_err(|e| e.message)?;
         if !plan.now("check") {
-            return Ok(());
+            return Ok(None);
         }
-        if let Some(result) = probe(&plan.attack) {
-            // SUCCEEDED means the sandbox let the probe through.
-            return match result {
-                Ok(_leak) => Ok(()),
+        if let Some(found) = probe(&plan.attack) {
+            return match found {
+                Ok(leak) => Ok(Some(format!("LEAK: {leak}"))),
                 Err(denied) => Err(format!("denied: {denied}")),
             };
         }
-        trap_or_attack(&plan, "check", None).map_err(|e| e.message)
+        attack(&plan, "check", None)
+            .map(|()| None)
+            .map_err(|e| e.message)
     }
 
     fn open(
@@ -194,9 +295,9 @@ impl Destination for Adversary {
         _catalog: &ConfiguredCatalog,
         _ctx: &Context,
     ) -> Result<Box<dyn RecordWriter>, DestinationError> {
-        let plan = Plan::read(config);
+        let plan = Plan::read(config)?;
         if plan.now("open") {
-            trap_or_attack(&plan, "open", None)?;
+            attack(&plan, "open", None)?;
         }
         Ok(Box::new(Writer {
             plan,
@@ -205,6 +306,7 @@ impl Destination for Adversary {
     }
 }
 
+/// Drops records, attacking at the first one in the write phase.
 struct Writer {
     plan: Plan,
     attacked: bool,
@@ -216,9 +318,8 @@ impl RecordWriter for Writer {
         _record: &Record<'_>,
         out: &mut Emitter<'_>,
     ) -> Result<(), DestinationError> {
-        if self.plan.now("write") && !self.attacked {
-            self.attacked = true;
-            trap_or_attack(&self.plan, "write", Some(out))?;
+        if self.plan.now("write") && !std::mem::replace(&mut self.attacked, true) {
+            attack(&self.plan, "write", Some(out))?;
         }
         Ok(())
     }
@@ -229,8 +330,125 @@ impl RecordWriter for Writer {
 
     fn close(self: Box<Self>, clean: bool) -> Result<(), DestinationError> {
         if clean && self.plan.now("close") {
-            trap_or_attack(&self.plan, "close", None)?;
+            attack(&self.plan, "close", None)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Only the harmless attacks run here: the rest would hang, exhaust or
+    //! crash the test process, or touch the machine.
+
+    use super::*;
+    use airlock_plugin_sdk::WriteSession;
+
+    const CATALOG: &[u8] = br#"{"streams":[{"stream":{"name":"users"},"sync_mode":"full_refresh","destination_sync_mode":"append"}]}"#;
+    const RECORD: &[u8] =
+        br#"{"type":"RECORD","record":{"stream":"users","data":{},"emitted_at":1}}"#;
+    const STATE: &[u8] = br#"{"type":"STATE","state":{"data":{"n":1}}}"#;
+
+    /// Runs a write with `config`; returns the output lines and the result.
+    fn write(config: Value) -> (Vec<Value>, Result<(), DestinationError>) {
+        let catalog = ConfiguredCatalog::from_json(CATALOG).expect("catalog");
+        let mut out = Vec::new();
+        let result = WriteSession::open(&Adversary, &config, &catalog, &Context::native())
+            .and_then(|mut session| {
+                for line in [RECORD, STATE] {
+                    if session.push_line(line, &mut out).is_err() {
+                        break;
+                    }
+                }
+                session.finish(&mut out)
+            });
+        let lines = out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("JSON"))
+            .collect();
+        (lines, result)
+    }
+
+    #[test]
+    fn plans_default_to_no_attack_in_check_and_refuse_unknown_names() {
+        assert_eq!(
+            Plan::read(&json!({})).expect("plan"),
+            Plan {
+                attack: "none".into(),
+                phase: "check".into()
+            }
+        );
+        assert!(Plan::read(&json!({"attack": "nuke"})).is_err());
+        assert!(Plan::read(&json!({"attack": "loop", "phase": "later"})).is_err());
+        assert!(Plan::read(&json!({"attack": 1})).is_err());
+    }
+
+    #[test]
+    fn none_is_a_working_dev_null() {
+        let ctx = Context::native();
+        assert_eq!(
+            Adversary.check_with_message(&json!({"attack": "none"}), &ctx),
+            Ok(None)
+        );
+        let (lines, result) = write(json!({"attack": "none"}));
+        assert!(result.is_ok());
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["state"]["data"]["n"], 1);
+    }
+
+    #[test]
+    fn attacks_wait_for_their_phase() {
+        let ctx = Context::native();
+        assert_eq!(
+            Adversary.check_with_message(&json!({"attack": "trap", "phase": "write"}), &ctx),
+            Ok(None)
+        );
+        let (_, result) = write(json!({"attack": "loop", "phase": "check"}));
+        assert!(result.is_ok());
+    }
+
+    #[test]
+    fn bogus_state_emits_a_state_never_received() {
+        let (lines, result) = write(json!({"attack": "bogus_state", "phase": "write"}));
+        assert!(result.is_ok());
+        assert_eq!(
+            lines[0]["state"]["stream"]["stream_state"],
+            json!({"never": "sent"})
+        );
+        assert_eq!(lines[1]["state"]["data"]["n"], 1);
+    }
+
+    #[test]
+    fn a_trap_panics_naming_its_phase() {
+        let panic = std::panic::catch_unwind(|| {
+            Adversary.check(&json!({"attack": "trap"}), &Context::native())
+        })
+        .expect_err("panics");
+        assert_eq!(
+            panic.downcast_ref::<String>().map(String::as_str),
+            Some("adversary trap in check")
+        );
+    }
+
+    #[test]
+    fn a_probe_outside_check_is_an_error_either_way() {
+        // Natively the environment is visible: a leak, reported as an error.
+        let (_, result) = write(json!({"attack": "env", "phase": "open"}));
+        let message = result.expect_err("probe").message;
+        assert!(
+            message.starts_with("LEAK: ") || message.starts_with("denied: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_probe_in_check_reports_a_leak_as_succeeded_with_a_message() {
+        let status = Adversary.check_with_message(&json!({"attack": "env"}), &Context::native());
+        match status {
+            Ok(Some(message)) => assert!(message.starts_with("LEAK: "), "{message}"),
+            Err(message) => assert!(message.starts_with("denied: "), "{message}"),
+            Ok(None) => panic!("a probe always says what it found"),
+        }
     }
 }

@@ -110,6 +110,10 @@ impl HostState {
     ) -> Result<Self, String> {
         let mut builder = WasiCtxBuilder::new();
         builder.args(&setup.args);
+        // File I/O on the guest's own task instead of a hop to the blocking pool per
+        // call (wasi-libc writes files in 4 KiB chunks): set before the preopens,
+        // which capture it.
+        builder.allow_blocking_current_thread(true);
         // Deny-all, spelled out rather than trusted to defaults.
         builder
             .allow_tcp(false)
