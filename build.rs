@@ -64,7 +64,14 @@ fn build_plugins(root: &Path) -> PathBuf {
             "--target-dir",
         ])
         .arg(&target_dir)
-        .args(["--config", "profile.release.debug=false", "--config", "profile.release.lto=true", "--config", "profile.release.codegen-units=1"]);
+        .args([
+            "--config",
+            "profile.release.debug=false",
+            "--config",
+            "profile.release.lto=true",
+            "--config",
+            "profile.release.codegen-units=1",
+        ]);
     for (name, _) in BUILTINS {
         command.args(["-p", name]);
     }

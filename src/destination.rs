@@ -98,6 +98,29 @@ impl DestinationBuilder {
         self
     }
 
+    /// Run the connector's Docker image (PyAirbyte's `docker_image`): `""` for
+    /// `airbyte/<name>:<version or latest>`, else that image.
+    pub fn docker_image(mut self, image: impl Into<String>) -> Self {
+        self.options.docker_image = Some(image.into());
+        self
+    }
+
+    /// Give a Docker container the host's network, a WASM plugin network access
+    /// (PyAirbyte's `use_host_network`).
+    pub fn use_host_network(mut self, yes: bool) -> Self {
+        if yes {
+            let policy = self.options.policy.take().unwrap_or_default();
+            self.options.policy = Some(policy.allow_network());
+        }
+        self
+    }
+
+    /// Every executor option at once (the CLI's flags).
+    pub fn executor_options(mut self, options: ExecutorOptions) -> Self {
+        self.options = options;
+        self
+    }
+
     /// The version wanted (PyAirbyte's `version`).
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.options.version = Some(version.into());

@@ -106,6 +106,7 @@ fn the_same_plugin_as_component_command_and_process_writes_the_same_output() {
     for (label, flags) in &cases {
         let root = sb.path().join(label);
         let mut args = vec![
+            "-v",
             "write",
             "destination-local-json",
             "--config",
@@ -120,6 +121,15 @@ fn the_same_plugin_as_component_command_and_process_writes_the_same_output() {
         args.extend(flags.iter().map(String::as_str));
         let run = sb.run(&args, Some(&input));
         run.expect_code(0);
+        match *label {
+            "component" => assert!(
+                run.stderr.contains("airlock:destination@0.1 plugin"),
+                "{}",
+                run.stderr
+            ),
+            "command" => assert!(run.stderr.contains("command mode"), "{}", run.stderr),
+            _ => {}
+        }
         let result = run.json();
         results.push((
             result["records_confirmed"].clone(),

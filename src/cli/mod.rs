@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, ConfigError};
 use crate::destination::DestinationError;
 use crate::executor::ExecutorError;
+use crate::executor::docker::DockerOptions;
 use crate::executor::sandbox::{PolicyFile, SandboxPolicy};
 use crate::protocol::{ConfiguredAirbyteCatalog, ConnectionStatus};
 use crate::registry::ExecutorOptions;
@@ -44,6 +45,16 @@ pub enum Command {
     Write(WriteArgs),
     /// Measure write-loop throughput.
     Bench(crate::bench::BenchArgs),
+    /// Docker housekeeping.
+    #[command(subcommand)]
+    Docker(DockerCommand),
+}
+
+/// `airlock docker …`.
+#[derive(Debug, Subcommand)]
+pub enum DockerCommand {
+    /// Remove airlock containers left by a killed or crashed airlock.
+    Gc,
 }
 
 /// How to run a connector. Follows PyAirbyte's `get_destination` arguments.
@@ -55,6 +66,19 @@ pub struct ExecutorFlags {
     /// Run this WebAssembly component (a plugin or a wasi:cli command), sandboxed.
     #[arg(long, value_name = "PATH")]
     pub wasm: Option<PathBuf>,
+    /// Run a Docker image: with no value `airbyte/<DEST>:<--version or latest>`, with
+    /// a value that image (a tag is added from --version when it has none).
+    #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = "")]
+    pub docker_image: Option<String>,
+    /// Docker: give the container the host's network (default: none).
+    #[arg(long)]
+    pub use_host_network: bool,
+    /// Pull a missing Docker image on first use (PyAirbyte's install_if_missing).
+    #[arg(long)]
+    pub install: bool,
+    /// Docker: CPU limit, in CPUs.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
     /// The connector version wanted.
     #[arg(long = "version", value_name = "V")]
     pub connector_version: Option<String>,
@@ -91,6 +115,12 @@ impl ExecutorFlags {
         let mut options = ExecutorOptions {
             local_executable: self.local_executable.clone(),
             wasm: self.wasm.clone(),
+            docker_image: self.docker_image.clone(),
+            install_if_missing: self.install,
+            docker: DockerOptions {
+                cpus: self.cpus,
+                ..DockerOptions::default()
+            },
             version: self.connector_version.clone(),
             policy: Some(self.policy()?),
             ..ExecutorOptions::default()
@@ -126,6 +156,9 @@ impl ExecutorFlags {
         }
         if let Some(mib) = self.max_log_mib {
             policy = policy.max_log_bytes(mib * 1024 * 1024);
+        }
+        if self.use_host_network {
+            policy = policy.allow_network();
         }
         for name in &self.allow_env {
             let value = std::env::var(name).map_err(|_| {
@@ -218,7 +251,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = run(cli.command) => outcome,
+            _ = tokio::signal::ctrl_c() => {
+                // Containers must not outlive an interrupted run.
+                crate::executor::docker::remove_live_containers().await;
+                Err(Failure { error: anyhow::anyhow!("interrupted"), code: 130 })
+            }
+        }
+    });
+    match outcome {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("airlock: {:#}", failure.error);
@@ -275,6 +318,19 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Spec(args) => spec(args).await,
         Command::Check(args) => check(args).await,
         Command::Write(args) => write(args).await,
+        Command::Docker(DockerCommand::Gc) => {
+            let docker = crate::executor::docker::connect("airlock")
+                .await
+                .map_err(from_executor)?;
+            let removed = crate::executor::docker::collect_garbage(&docker)
+                .await
+                .map_err(|e| Failure {
+                    error: e.into(),
+                    code: 1,
+                })?;
+            println!("removed {removed} orphaned airlock containers");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(args) => crate::bench::run(args)
             .await
             .map(|()| ExitCode::SUCCESS)
@@ -292,21 +348,7 @@ fn build_destination(
         builder = builder.config(config);
     }
     let options = flags.options().map_err(|e| usage(anyhow::anyhow!(e)))?;
-    if let Some(path) = options.local_executable {
-        builder = builder.local_executable(path);
-    }
-    if let Some(path) = options.wasm {
-        builder = builder.wasm(path);
-    }
-    if let Some(policy) = options.policy {
-        builder = builder.sandbox(policy);
-    }
-    if let Some(version) = options.version {
-        builder = builder.version(version);
-    }
-    for (k, v) in options.env {
-        builder = builder.env(k, v);
-    }
+    builder = builder.executor_options(options);
     builder.build().map_err(from_destination)
 }
 

@@ -19,6 +19,11 @@ pub enum FailureReason {
     TraceError,
     /// A plugin returned an error from this call (`open`, `write`, `close`).
     PluginError(&'static str),
+    /// The container was killed for exceeding its memory limit.
+    OutOfMemory {
+        /// The limit, in bytes.
+        limit_bytes: u64,
+    },
 }
 
 impl fmt::Display for FailureReason {
@@ -29,6 +34,11 @@ impl fmt::Display for FailureReason {
             Self::Signal(signal) => write!(f, "killed by signal {signal}"),
             Self::TraceError => f.write_str("reported a TRACE ERROR"),
             Self::PluginError(call) => write!(f, "returned an error from {call}"),
+            Self::OutOfMemory { limit_bytes } => write!(
+                f,
+                "was OOM-killed at its memory limit of {} MiB (raise it with --memory-limit MIB)",
+                limit_bytes / (1024 * 1024)
+            ),
         }
     }
 }
@@ -177,6 +187,48 @@ pub enum ExecutorError {
         fix: &'static str,
         /// Its last log lines.
         log_tail: LogTail,
+    },
+
+    /// The Docker engine cannot be reached.
+    #[error(
+        "{connector}: cannot reach the Docker engine ({endpoint}): {reason}\n\
+         fix: start the engine, or point DOCKER_HOST at yours (e.g. unix:///var/run/docker.sock)"
+    )]
+    DockerUnreachable {
+        /// Connector name.
+        connector: String,
+        /// Where airlock looked.
+        endpoint: String,
+        /// The client's error.
+        reason: String,
+    },
+
+    /// The image is not available.
+    #[error(
+        "{connector}: image {image} is not available: {reason}\n\
+         fix: pull it where a registry is reachable and `docker load` it here, build it locally \
+         (scripts/package-docker.sh builds ours), or allow pulling with --install"
+    )]
+    ImageMissing {
+        /// Connector name.
+        connector: String,
+        /// The image reference.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The Docker engine refused or failed a request.
+    #[error("{connector}: Docker {action} failed for image {image}: {reason}")]
+    Docker {
+        /// Connector name.
+        connector: String,
+        /// The image.
+        image: String,
+        /// What airlock asked.
+        action: &'static str,
+        /// The engine's answer.
+        reason: String,
     },
 
     /// No backend could be found for the name.

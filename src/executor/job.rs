@@ -51,6 +51,20 @@ impl JobFolder {
         self.dir.path()
     }
 
+    /// Lets other users read the files (folder mode 0711: traversable, not
+    /// listable; files 0644), for a container that runs as a non-root user.
+    pub fn share_with_other_users(&self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711))?;
+            for entry in std::fs::read_dir(self.dir.path())? {
+                std::fs::set_permissions(entry?.path(), std::fs::Permissions::from_mode(0o644))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The CLI arguments, with files named under `seen_as` (where the connector
     /// sees this folder).
     pub fn args(&self, seen_as: &Path) -> Vec<OsString> {

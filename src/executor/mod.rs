@@ -7,6 +7,7 @@
 //! states count, what is persisted and what is counted belong to [`crate::write`].
 
 mod diagnostics;
+pub mod docker;
 mod error;
 mod job;
 pub mod process;

@@ -8,12 +8,14 @@
 //! 2. `--wasm PATH`: that component (WASM executor, sandboxed);
 //! 3. a **built-in** plugin of that name (carried by the airlock binary, sandboxed);
 //! 4. the **plugins folder**: `$AIRLOCK_HOME/plugins/<name>.wasm` (sandboxed);
-//! 5. an **executable** of that name on `PATH` (process executor).
+//! 5. an **executable** of that name on `PATH` (process executor);
+//! 6. the **Docker image** `airbyte/<name>:<version or latest>` (Docker executor).
 //!
-//! Docker images slot in after these (a later backend).
+//! `--docker-image [IMAGE]` picks Docker explicitly, before the built-ins.
 
 use std::path::{Path, PathBuf};
 
+use crate::executor::docker::{DockerExecutor, DockerOptions, image_reference};
 use crate::executor::process::ProcessExecutor;
 use crate::executor::sandbox::SandboxPolicy;
 use crate::executor::wasm::{WasmExecutor, WasmSource};
@@ -28,6 +30,11 @@ pub struct ExecutorOptions {
     pub local_executable: Option<PathBuf>,
     /// Run this WebAssembly component.
     pub wasm: Option<PathBuf>,
+    /// Run a Docker image: `Some("")` for `airbyte/<name>:<version or latest>`,
+    /// `Some(image)` for that image.
+    pub docker_image: Option<String>,
+    /// Docker settings (pulling, CPUs).
+    pub docker: DockerOptions,
     /// The connector version wanted (used by backends that can pin one).
     pub version: Option<String>,
     /// Install a missing connector on first use.
@@ -109,12 +116,18 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
         Some(path) => return Ok(Box::new(process_executor(name, path, options))),
         None => tried.push(format!("an executable named {name:?} on PATH")),
     }
-    Err(ExecutorError::NotFound {
-        name: name.to_owned(),
-        tried,
-        hint: "pass --wasm PATH or --local-executable PATH, put NAME.wasm in the plugins folder, \
-               or put the connector's executable on PATH",
-    })
+    Ok(Box::new(
+        docker_executor(name, None, options).as_fallback(tried),
+    ))
+}
+
+fn docker_executor(name: &str, image: Option<&str>, options: &ExecutorOptions) -> DockerExecutor {
+    let image = image_reference(name, image, options.version.as_deref());
+    let docker = DockerOptions {
+        install_if_missing: options.install_if_missing,
+        ..options.docker.clone()
+    };
+    DockerExecutor::new(name, image, options.sandbox(), docker)
 }
 
 fn process_executor(name: &str, path: PathBuf, options: &ExecutorOptions) -> ProcessExecutor {
@@ -156,18 +169,23 @@ fn is_executable(path: &Path) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_unknown_name_lists_what_was_tried_in_order() {
-        let err = resolve(
+    #[tokio::test]
+    async fn an_unknown_name_lists_what_was_tried_in_order() {
+        let exec = resolve(
             "destination-that-does-not-exist-anywhere",
             &ExecutorOptions::default(),
         )
-        .expect_err("not found");
+        .expect("the Docker fallback");
+        // With no engine, or an engine without the image, running it says what was tried.
+        let err = exec.spec().await.expect_err("no such connector anywhere");
         let text = err.to_string();
         let builtin = text.find("built-in plugin").expect("built-in tried");
         let folder = text.find("plugins folder").expect("folder tried");
         let path = text.find("on PATH").expect("PATH tried");
-        assert!(builtin < folder && folder < path, "{text}");
+        let docker = text
+            .find("Docker image airbyte/destination-that-does-not-exist-anywhere:latest")
+            .expect("Docker tried");
+        assert!(builtin < folder && folder < path && path < docker, "{text}");
         assert!(text.contains("--wasm PATH"), "{text}");
     }
 

@@ -11,7 +11,7 @@
 //!   `denied: …` or `LEAK: …`.
 //! - `loop`, `memory`, `recurse`, `flood_log`, `flood_stdout` and `trap`
 //!   never end well on their own: the host must stop them.
-//! - `flood_output` (write phase) returns about 200 MB of LOG lines from one
+//! - `flood_output` (write phase) returns about 70 MB of LOG lines from one
 //!   `write-batch`; `bogus_state` (write phase) returns a STATE that was
 //!   never received.
 //!
@@ -53,6 +53,9 @@ pub const ATTACKS: [&str; 13] = [
     "bogus_state",
     "none",
 ];
+
+/// How many 1 KiB LOG lines `flood_output` returns from one `write-batch`.
+const FLOOD_OUTPUT_LINES: usize = 64 * 1024;
 
 /// The phases an attack can run in.
 const PHASES: [&str; 4] = ["check", "open", "write", "close"];
@@ -227,8 +230,10 @@ fn attack(plan: &Plan, phase: &str, out: Option<&mut Emitter<'_>>) -> Result<(),
         "flood_output" => {
             if let Some(out) = out {
                 let line = kib_line();
-                // About 200 MB of LOG lines.
-                for _ in 0..200_000 {
+                // About 70 MB of LOG lines: far over any output cap a test
+                // sets, yet well under the default memory limit (512 MiB)
+                // while the output buffer doubles its way up.
+                for _ in 0..FLOOD_OUTPUT_LINES {
                     out.log(LogLevel::Info, &line);
                 }
             }

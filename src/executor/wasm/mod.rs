@@ -100,7 +100,9 @@ enum World {
     Command(CommandPre<HostState>),
 }
 
-fn plugin_linker() -> Result<&'static Linker<HostState>, String> {
+/// The one linker: WASI Preview 2 as the sandbox allows it, and `host@0.1.0`.
+/// Commands get `host` too (harmless if unused).
+fn linker() -> Result<&'static Linker<HostState>, String> {
     static LINKER: OnceLock<Result<Linker<HostState>, String>> = OnceLock::new();
     LINKER
         .get_or_init(|| {
@@ -108,18 +110,6 @@ fn plugin_linker() -> Result<&'static Linker<HostState>, String> {
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
             v0_1::DestinationPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
                 .map_err(|e| format!("{e:#}"))?;
-            Ok(linker)
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-fn command_linker() -> Result<&'static Linker<HostState>, String> {
-    static LINKER: OnceLock<Result<Linker<HostState>, String>> = OnceLock::new();
-    LINKER
-        .get_or_init(|| {
-            let mut linker = Linker::new(engine::engine());
-            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
             Ok(linker)
         })
         .as_ref()
@@ -216,28 +206,31 @@ fn load(
         exports: exports.clone(),
         detail,
     };
+    // A command first: a Rust bin linking a plugin crate exports the plugin
+    // interface too, but was built to be run as a CLI.
+    let linker = linker().map_err(|e| unsupported(Some(e)))?;
+    let prelinked = |component: &wasmtime::component::Component| {
+        linker
+            .instantiate_pre(component)
+            .map_err(|e| unsupported(Some(format!("{e:#}"))))
+    };
+    if exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2.")) {
+        let pre = CommandPre::new(prelinked(&component)?)
+            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
+        tracing::info!(connector, "loaded as a wasi:cli/command (command mode)");
+        return Ok(Loaded {
+            world: World::Command(pre),
+        });
+    }
     if exports
         .iter()
         .any(|e| e.starts_with("airlock:destination/destination@0.1."))
     {
-        let linker = plugin_linker().map_err(|e| unsupported(Some(e)))?;
-        let pre = linker
-            .instantiate_pre(&component)
+        let pre = v0_1::DestinationPluginPre::new(prelinked(&component)?)
             .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
-        let pre = v0_1::DestinationPluginPre::new(pre)
-            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
+        tracing::info!(connector, "loaded as an airlock:destination@0.1 plugin");
         return Ok(Loaded {
             world: World::PluginV0_1(pre),
-        });
-    }
-    if exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2.")) {
-        let linker = command_linker().map_err(|e| unsupported(Some(e)))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
-        let pre = CommandPre::new(pre).map_err(|e| unsupported(Some(format!("{e:#}"))))?;
-        return Ok(Loaded {
-            world: World::Command(pre),
         });
     }
     Err(unsupported(None))

@@ -1,0 +1,628 @@
+//! The Docker backend: a connector's image run through the engine's API (bollard),
+//! the way Airbyte runs connectors.
+//!
+//! Owns choosing the image reference, pulling and removing images, and running one
+//! container per command: the image's own entrypoint, config and catalog read-only
+//! under `/data/job`, the local root at `/local`, an init process, stdio attached
+//! and pumped concurrently, and the [`SandboxPolicy`] mapped onto the container
+//! (network `none` unless granted, memory and CPU limits, only the granted
+//! environment, no privileges, all capabilities dropped). Every container carries
+//! the label `airlock.managed=true` and is removed when its run ends — on success,
+//! failure, abort or deadline; [`collect_garbage`] removes those a killed host left
+//! behind. Nothing outside this module sees a container id.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, KillContainerOptions,
+    ListContainersOptions, RemoveContainerOptions, RemoveImageOptions, WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OnceCell, mpsc, oneshot};
+
+use super::job::JobFolder;
+use super::sandbox::SandboxPolicy;
+use super::stdio::{Ended, FeedOutcome, exit_result, feed_stdin, pump_stderr, pump_stdout};
+use super::{Diagnostics, Executor, ExecutorError, FailureReason, Invocation, Session};
+use crate::protocol::DEFAULT_MAX_LINE_BYTES;
+
+/// The label every airlock container carries.
+pub const MANAGED_LABEL: &str = "airlock.managed";
+/// The label naming the host process that owns a container.
+const OWNER_LABEL: &str = "airlock.owner-pid";
+/// Where the job folder appears in the container.
+const JOB_DIR: &str = "/data/job";
+/// Buffered output batches.
+const OUTPUT_QUEUE: usize = 16;
+/// Buffered input batches.
+const INPUT_QUEUE: usize = 4;
+/// Pipe between the attach stream and the pumps.
+const PIPE_BYTES: usize = 256 * 1024;
+
+/// The image for `name`: `image` if given (a tag is added from `version`, or
+/// `latest`, when it has none), else `airbyte/<name>:<version or latest>`.
+///
+/// ```
+/// use airlock::executor::docker::image_reference;
+/// assert_eq!(image_reference("destination-csv", None, None), "airbyte/destination-csv:latest");
+/// assert_eq!(image_reference("destination-csv", None, Some("1.2.3")), "airbyte/destination-csv:1.2.3");
+/// assert_eq!(image_reference("x", Some("me/csv:dev"), Some("9")), "me/csv:dev");
+/// assert_eq!(image_reference("x", Some("localhost:5000/csv"), Some("9")), "localhost:5000/csv:9");
+/// ```
+pub fn image_reference(name: &str, image: Option<&str>, version: Option<&str>) -> String {
+    let base = match image.filter(|i| !i.is_empty()) {
+        Some(image) => image.to_owned(),
+        None => format!("airbyte/{name}"),
+    };
+    let last = base.rsplit('/').next().unwrap_or(&base);
+    if last.contains(':') || base.contains('@') {
+        base
+    } else {
+        format!("{base}:{}", version.unwrap_or("latest"))
+    }
+}
+
+/// Docker-specific settings beyond the [`SandboxPolicy`].
+#[derive(Debug, Clone, Default)]
+pub struct DockerOptions {
+    /// Pull the image on first use if it is missing.
+    pub install_if_missing: bool,
+    /// CPU limit, in CPUs (e.g. 1.5). Default: no limit.
+    pub cpus: Option<f64>,
+}
+
+/// Runs a connector's Docker image.
+#[derive(Debug)]
+pub struct DockerExecutor {
+    connector: String,
+    image: String,
+    policy: SandboxPolicy,
+    options: DockerOptions,
+    client: OnceCell<Docker>,
+    /// Set when this executor is the registry's last resort: what was tried before.
+    fallback_for: Option<Vec<String>>,
+}
+
+/// Containers this process has running, removed on Ctrl-C by [`remove_live_containers`].
+fn live() -> &'static Mutex<HashSet<String>> {
+    static LIVE: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    LIVE.get_or_init(Default::default)
+}
+
+fn endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// Connects to the engine named by `DOCKER_HOST` (or the default socket) and
+/// negotiates the API version.
+///
+/// # Errors
+/// [`ExecutorError::DockerUnreachable`].
+pub async fn connect(connector: &str) -> Result<Docker, ExecutorError> {
+    let unreachable = |reason: String| ExecutorError::DockerUnreachable {
+        connector: connector.to_owned(),
+        endpoint: endpoint(),
+        reason,
+    };
+    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+    let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+        .await
+        .map_err(|_| unreachable("no answer within 10 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    docker
+        .ping()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok(docker)
+}
+
+/// Removes airlock containers whose owning process is gone (a host that was killed
+/// or panicked) and stopped ones. Returns how many were removed.
+///
+/// # Errors
+/// When the engine cannot be reached or listed.
+pub async fn collect_garbage(docker: &Docker) -> Result<usize, bollard::errors::Error> {
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{MANAGED_LABEL}=true")])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    let mut removed = 0;
+    for container in containers {
+        let Some(id) = container.id else { continue };
+        if live()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+        {
+            continue;
+        }
+        let owner_alive = container
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(OWNER_LABEL))
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .is_some_and(|pid| pid as u32 != std::process::id() && process_alive(pid));
+        if owner_alive {
+            continue;
+        }
+        let force = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        if docker.remove_container(&id, Some(force)).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn process_alive(pid: i32) -> bool {
+    rustix::process::Pid::from_raw(pid)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+}
+
+/// Removes every container this process still has running (on Ctrl-C).
+pub async fn remove_live_containers() {
+    let ids: Vec<String> = live()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    if let Ok(docker) = connect("airlock").await {
+        for id in ids {
+            let force = RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            let _ = docker.remove_container(&id, Some(force)).await;
+        }
+    }
+}
+
+impl DockerExecutor {
+    /// An executor for `image`, calling it `connector` in messages.
+    pub fn new(
+        connector: impl Into<String>,
+        image: impl Into<String>,
+        policy: SandboxPolicy,
+        options: DockerOptions,
+    ) -> Self {
+        Self {
+            connector: connector.into(),
+            image: image.into(),
+            policy,
+            options,
+            client: OnceCell::new(),
+            fallback_for: None,
+        }
+    }
+
+    /// Marks this executor as the last resort of name resolution: if the engine or
+    /// the image is not there, the error lists `tried` and this image too.
+    pub fn as_fallback(mut self, tried: Vec<String>) -> Self {
+        self.fallback_for = Some(tried);
+        self
+    }
+
+    /// Turns "no engine" or "no image" into "no connector found" for a fallback.
+    fn explain(&self, error: ExecutorError) -> ExecutorError {
+        match (&self.fallback_for, &error) {
+            (
+                Some(tried),
+                ExecutorError::DockerUnreachable { .. } | ExecutorError::ImageMissing { .. },
+            ) => {
+                let mut tried = tried.clone();
+                tried.push(format!("the Docker image {}: {error}", self.image));
+                ExecutorError::NotFound {
+                    name: self.connector.clone(),
+                    tried,
+                    hint: "pass --wasm PATH, --local-executable PATH or --docker-image IMAGE, put NAME.wasm in \
+                           the plugins folder, or put the connector's executable on PATH",
+                }
+            }
+            _ => error,
+        }
+    }
+
+    /// The image this executor runs.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    async fn docker(&self) -> Result<&Docker, ExecutorError> {
+        self.client
+            .get_or_try_init(|| async {
+                let docker = connect(&self.connector).await?;
+                // Orphans of killed hosts go first; a failure here is not this run's.
+                static COLLECTED: OnceLock<()> = OnceLock::new();
+                if COLLECTED.set(()).is_ok()
+                    && let Ok(n) = collect_garbage(&docker).await
+                    && n > 0
+                {
+                    tracing::info!("removed {n} orphaned airlock containers");
+                }
+                Ok(docker)
+            })
+            .await
+    }
+
+    fn docker_error(
+        &self,
+        action: &'static str,
+    ) -> impl Fn(bollard::errors::Error) -> ExecutorError + '_ {
+        move |e| ExecutorError::Docker {
+            connector: self.connector.clone(),
+            image: self.image.clone(),
+            action,
+            reason: e.to_string(),
+        }
+    }
+
+    /// Makes sure the image is present; pulls it if allowed.
+    async fn ensure_image(
+        &self,
+        docker: &Docker,
+    ) -> Result<bollard::models::ImageInspect, ExecutorError> {
+        match docker.inspect_image(&self.image).await {
+            Ok(inspect) => Ok(inspect),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                if !self.options.install_if_missing {
+                    return Err(ExecutorError::ImageMissing {
+                        connector: self.connector.clone(),
+                        image: self.image.clone(),
+                        reason: "it is not present in the local engine".into(),
+                    });
+                }
+                self.pull(docker).await?;
+                docker
+                    .inspect_image(&self.image)
+                    .await
+                    .map_err(self.docker_error("inspect image"))
+            }
+            Err(e) => Err(self.docker_error("inspect image")(e)),
+        }
+    }
+
+    async fn pull(&self, docker: &Docker) -> Result<(), ExecutorError> {
+        let options = CreateImageOptions {
+            from_image: Some(self.image.clone()),
+            ..Default::default()
+        };
+        let mut progress = docker.create_image(Some(options), None, None);
+        while let Some(step) = progress.next().await {
+            if let Err(e) = step {
+                return Err(ExecutorError::ImageMissing {
+                    connector: self.connector.clone(),
+                    image: self.image.clone(),
+                    reason: format!("pulling it failed: {e}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    async fn version(&self) -> Result<Option<String>, ExecutorError> {
+        let docker = self.docker().await?;
+        let inspect = self.ensure_image(docker).await?;
+        let label = inspect
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get("io.airbyte.version").cloned());
+        let tag = self
+            .image
+            .rsplit_once(':')
+            .map(|(_, tag)| tag.to_owned())
+            .filter(|t| !t.contains('/'));
+        Ok(label.or(tag))
+    }
+
+    async fn install(&self) -> Result<(), ExecutorError> {
+        let docker = self.docker().await?;
+        self.pull(docker).await
+    }
+
+    async fn uninstall(&self) -> Result<(), ExecutorError> {
+        let docker = self.docker().await?;
+        match docker
+            .remove_image(
+                &self.image,
+                Some(RemoveImageOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .await
+        {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.docker_error("remove image")(e)),
+        }
+    }
+
+    async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
+        let docker = self.docker().await.map_err(|e| self.explain(e))?.clone();
+        let image = self
+            .ensure_image(&docker)
+            .await
+            .map_err(|e| self.explain(e))?;
+        let io_error = |context: &'static str| {
+            let connector = self.connector.clone();
+            move |source: std::io::Error| ExecutorError::Io {
+                connector,
+                context,
+                source,
+            }
+        };
+        let job = JobFolder::write(&invocation).map_err(io_error("writing the job folder"))?;
+        let image_user = image.config.and_then(|c| c.user).unwrap_or_default();
+        if !image_user.is_empty() && image_user != "root" && image_user != "0" {
+            // The image runs as another user: let it read the files (the folder
+            // stays unlistable, so only a process that knows the path can).
+            job.share_with_other_users()
+                .map_err(io_error("opening the job folder to the image's user"))?;
+        }
+        let args: Vec<String> = job
+            .args(std::path::Path::new(JOB_DIR))
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut binds = vec![format!("{}:{JOB_DIR}:ro", job.path().display())];
+        if let Some(root) = self.policy.local_root() {
+            std::fs::create_dir_all(root).map_err(io_error("creating the local root"))?;
+            let root = root
+                .canonicalize()
+                .map_err(io_error("resolving the local root"))?;
+            binds.push(format!("{}:/local", root.display()));
+        }
+        let takes_input = matches!(invocation, Invocation::Write { .. });
+        let limit = self.policy.memory_limit() as i64;
+        let host_config = HostConfig {
+            binds: Some(binds),
+            network_mode: Some(
+                if self.policy.network_allowed() {
+                    "host"
+                } else {
+                    "none"
+                }
+                .into(),
+            ),
+            memory: Some(limit),
+            memory_swap: Some(limit),
+            nano_cpus: self.options.cpus.map(|c| (c * 1e9) as i64),
+            init: Some(true),
+            privileged: Some(false),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            ..Default::default()
+        };
+        let labels = HashMap::from([
+            (MANAGED_LABEL.to_owned(), "true".to_owned()),
+            (OWNER_LABEL.to_owned(), std::process::id().to_string()),
+            ("airlock.connector".to_owned(), self.connector.clone()),
+        ]);
+        let body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(args),
+            env: Some(
+                self.policy
+                    .env()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            attach_stdin: Some(takes_input),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(takes_input),
+            stdin_once: Some(takes_input),
+            tty: Some(false),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let name = format!(
+            "airlock-{}-{:08x}",
+            sanitize(&self.connector),
+            fastrand_u32()
+        );
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(self.docker_error("create container"))?;
+        let id = created.id;
+        live()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+        let remove = |docker: Docker, id: String| async move {
+            let _ = docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            live().lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        };
+        let attach = AttachContainerOptions {
+            stream: true,
+            stdin: takes_input,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let attached = match docker.attach_container(&id, Some(attach)).await {
+            Ok(attached) => attached,
+            Err(e) => {
+                remove(docker.clone(), id).await;
+                return Err(self.docker_error("attach container")(e));
+            }
+        };
+        if let Err(e) = docker.start_container(&id, None).await {
+            remove(docker.clone(), id).await;
+            return Err(self.docker_error("start container")(e));
+        }
+
+        let diagnostics = Diagnostics::new(&self.connector);
+        let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
+        let (stdout_in, stdout_out) = tokio::io::duplex(PIPE_BYTES);
+        let (stderr_in, stderr_out) = tokio::io::duplex(PIPE_BYTES);
+        let stdout_pump = tokio::spawn(pump_stdout(
+            stdout_out,
+            output_tx.clone(),
+            diagnostics.clone(),
+            DEFAULT_MAX_LINE_BYTES,
+        ));
+        let stderr_pump = tokio::spawn(pump_stderr(stderr_out, output_tx, diagnostics.clone()));
+        let mut output = attached.output;
+        let demux = tokio::spawn(async move {
+            let (mut stdout, mut stderr) = (stdout_in, stderr_in);
+            while let Some(Ok(chunk)) = output.next().await {
+                let written = match chunk {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        stdout.write_all(&message).await
+                    }
+                    LogOutput::StdErr { message } => stderr.write_all(&message).await,
+                    LogOutput::StdIn { .. } => Ok(()),
+                };
+                if written.is_err() {
+                    break;
+                }
+            }
+        });
+        let (input_tx, feeder) = if takes_input {
+            let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+            (Some(tx), Some(tokio::spawn(feed_stdin(attached.input, rx))))
+        } else {
+            drop(attached.input);
+            (None, None)
+        };
+
+        let (abort_tx, abort_rx) = oneshot::channel::<()>();
+        let connector = self.connector.clone();
+        let deadline = self.policy.deadline_value();
+        let memory_limit = self.policy.memory_limit();
+        let waiter = tokio::spawn(async move {
+            let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
+            let code = tokio::select! {
+                next = wait.next() => match next {
+                    Some(Ok(response)) => Some(response.status_code),
+                    Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
+                    Some(Err(_)) | None => None,
+                },
+                _ = abort_rx => None,
+                _ = tokio::time::sleep(deadline) => None,
+            };
+            if code.is_none() {
+                let _ = docker
+                    .kill_container(
+                        &id,
+                        Some(KillContainerOptions {
+                            signal: "KILL".into(),
+                        }),
+                    )
+                    .await;
+            }
+            let oom = docker
+                .inspect_container(&id, None)
+                .await
+                .ok()
+                .and_then(|i| i.state)
+                .and_then(|s| s.oom_killed)
+                .unwrap_or(false);
+            let grace = Duration::from_secs(5);
+            let _ = tokio::time::timeout(grace, demux).await;
+            let framing = match tokio::time::timeout(grace, stdout_pump).await {
+                Ok(joined) => joined.unwrap_or(Ok(())),
+                Err(_) => Ok(()),
+            };
+            let _ = tokio::time::timeout(grace, stderr_pump).await;
+            let fed = match feeder {
+                Some(handle) => match tokio::time::timeout(grace, handle).await {
+                    Ok(Ok(outcome)) => outcome,
+                    _ => FeedOutcome::Completed,
+                },
+                None => FeedOutcome::Completed,
+            };
+            remove(docker, id).await;
+            if oom {
+                return Err(ExecutorError::ConnectorFailed {
+                    connector,
+                    reason: FailureReason::OutOfMemory {
+                        limit_bytes: memory_limit,
+                    },
+                    failure_type: None,
+                    message: None,
+                    log_tail: diagnostics.tail(),
+                });
+            }
+            let ended = match code {
+                Some(code) => Ended::Code(code as i32),
+                None => Ended::Signal(9),
+            };
+            exit_result(&connector, ended, &diagnostics, framing, fed)
+        });
+        let connector = self.connector.clone();
+        let exit = async move {
+            waiter.await.unwrap_or_else(|join| {
+                Err(ExecutorError::Io {
+                    connector,
+                    context: "waiting for the container",
+                    source: std::io::Error::other(join),
+                })
+            })
+        };
+        Ok(Session::new(input_tx, output_rx, Box::pin(exit), abort_tx))
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn fastrand_u32() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now()) as u32
+}
