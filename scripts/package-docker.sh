@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Packages our destinations as Docker images, FROM scratch, from their static native
 # binaries: airlock/destination-dev-null:dev, airlock/destination-local-json:dev,
-# airlock/destination-csv:dev. Needs a Docker engine (DOCKER_HOST is honoured).
+# airlock/destination-csv:dev (or the plugins named as arguments, e.g. test-adversary
+# for the tests). Needs a Docker engine (DOCKER_HOST is honoured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLUGINS=(destination-dev-null destination-local-json destination-csv)
+if [ $# -gt 0 ]; then PLUGINS=("$@"); fi
 TARGET="$(rustc -vV | sed -n 's/^host: //p')"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 args=()
@@ -21,7 +23,7 @@ ENV AIRBYTE_ENTRYPOINT="/airbyte/$p" AIRLOCK_LOCAL_ROOT="/local"
 LABEL io.airbyte.name="airlock/$p" io.airbyte.version="$VERSION"
 ENTRYPOINT ["/airbyte/$p"]
 DOCKERFILE
-  docker build --quiet -t "airlock/$p:dev" "$ctx" >/dev/null
+  DOCKER_BUILDKIT=0 docker build --quiet -t "airlock/$p:dev" "$ctx" >/dev/null
   rm -rf "$ctx"
   echo "package-docker: built airlock/$p:dev"
 done

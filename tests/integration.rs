@@ -10,6 +10,7 @@ mod support;
 
 mod bad_input;
 mod cli_basics;
+mod docker;
 mod faker;
 mod process_executor;
 mod state_durability;

@@ -537,6 +537,7 @@ impl Executor for DockerExecutor {
         let deadline = self.policy.deadline_value();
         let memory_limit = self.policy.memory_limit();
         let waiter = tokio::spawn(async move {
+            let _job = job; // bound into the container: removed only when the run ends
             let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
             let code = tokio::select! {
                 next = wait.next() => match next {

@@ -89,6 +89,9 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
             options.sandbox(),
         )));
     }
+    if let Some(image) = &options.docker_image {
+        return Ok(Box::new(docker_executor(name, Some(image), options)));
+    }
     let mut tried = Vec::new();
     match builtin(name) {
         Some(bytes) => {

@@ -283,3 +283,66 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }
+
+/// Whether a Docker engine answers (`DOCKER_HOST` or the default socket). With
+/// `AIRLOCK_REQUIRE_DOCKER=1` (CI) a missing engine fails the test; otherwise the
+/// test says it was skipped.
+pub fn docker_ready() -> bool {
+    static READY: OnceLock<bool> = OnceLock::new();
+    let ready = *READY.get_or_init(|| {
+        Command::new("docker")
+            .arg("info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !ready {
+        let required = std::env::var("AIRLOCK_REQUIRE_DOCKER").as_deref() == Ok("1");
+        assert!(
+            !required,
+            "AIRLOCK_REQUIRE_DOCKER=1 but no Docker engine answers (start one with scripts/docker-engine.sh)"
+        );
+        eprintln!(
+            "SKIPPED: no Docker engine (set DOCKER_HOST or run scripts/docker-engine.sh start)"
+        );
+    }
+    ready
+}
+
+/// Builds the `airlock/<plugin>:dev` images once per test run (ours and the
+/// adversary), FROM scratch, with scripts/package-docker.sh.
+pub fn docker_images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(root().join("scripts/package-docker.sh"))
+            .args([
+                "destination-dev-null",
+                "destination-local-json",
+                "destination-csv",
+                "test-adversary",
+            ])
+            .status()
+            .expect("run scripts/package-docker.sh");
+        assert!(status.success(), "building the test images failed");
+    });
+}
+
+/// Containers airlock created that still exist.
+pub fn airlock_containers() -> usize {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", "label=airlock.managed=true"])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// Docker tests run one at a time: they count the engine's airlock containers.
+pub fn docker_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

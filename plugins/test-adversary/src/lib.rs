@@ -1,7 +1,8 @@
 //! `test-adversary`: a destination that attacks its sandbox, for airlock's
 //! sandbox tests. Never run it outside a sandbox.
 //!
-//! Config: `{"attack": NAME, "phase": "check" | "open" | "write" | "close"}`
+//! Config: `{"attack": NAME, "phase": "check" | "open" | "write" | "close", "port": N}`
+//! (`port`, for `socket`: connect to 127.0.0.1:N, a listener the test opened)
 //! (`phase` defaults to `check`, `attack` to `none`). In that phase it tries
 //! the attack:
 //!
@@ -70,6 +71,9 @@ fn kib_line() -> String {
 struct Plan {
     attack: String,
     phase: String,
+    /// For `socket`: a port on 127.0.0.1 to connect to instead (a listener the
+    /// test opened on the host, reachable only with the host's network).
+    port: Option<u16>,
 }
 
 impl Plan {
@@ -84,6 +88,10 @@ impl Plan {
         let plan = Self {
             attack: field("attack", "none")?,
             phase: field("phase", "check")?,
+            port: config
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok()),
         };
         if !ATTACKS.contains(&plan.attack.as_str()) {
             return Err(DestinationError::config(format!(
@@ -110,11 +118,16 @@ impl Plan {
 type Probe = Result<String, String>;
 
 /// Runs the probe `attack`, or returns `None` when `attack` is not a probe.
-fn probe(attack: &str) -> Option<Probe> {
+fn probe(attack: &str, port: Option<u16>) -> Option<Probe> {
     Some(match attack {
         "read_passwd" => read_passwd(),
         "write_outside" => write_outside(),
-        "socket" => socket(),
+        "socket" => match port {
+            Some(port) => std::net::TcpStream::connect(("127.0.0.1", port))
+                .map(|_| format!("connected to 127.0.0.1:{port}"))
+                .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}")),
+            None => socket(),
+        },
         "env" => environment(),
         _ => return None,
     })
@@ -191,7 +204,7 @@ fn recurse(depth: u64) -> u64 {
 /// `LEAK: …`; the attacks that need the output (`flood_output`,
 /// `bogus_state`) do nothing without it.
 fn attack(plan: &Plan, phase: &str, out: Option<&mut Emitter<'_>>) -> Result<(), DestinationError> {
-    if let Some(found) = probe(&plan.attack) {
+    if let Some(found) = probe(&plan.attack, plan.port) {
         return Err(DestinationError::system(match found {
             Ok(leak) => format!("LEAK: {leak}"),
             Err(denied) => format!("denied: {denied}"),
@@ -266,7 +279,8 @@ impl Destination for Adversary {
                 "additionalProperties": false,
                 "properties": {
                     "attack": {"type": "string", "enum": ATTACKS, "default": "none"},
-                    "phase": {"type": "string", "enum": PHASES, "default": "check"}
+                    "phase": {"type": "string", "enum": PHASES, "default": "check"},
+                    "port": {"type": "integer", "minimum": 1, "maximum": 65535}
                 }
             }
         })
@@ -283,7 +297,7 @@ impl Destination for Adversary {
         if !plan.now("check") {
             return Ok(None);
         }
-        if let Some(found) = probe(&plan.attack) {
+        if let Some(found) = probe(&plan.attack, plan.port) {
             return match found {
                 Ok(leak) => Ok(Some(format!("LEAK: {leak}"))),
                 Err(denied) => Err(format!("denied: {denied}")),
