@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
+use crate::executor::docker::{DockerExecutor, DockerOptions};
 use crate::executor::process::ProcessExecutor;
 use crate::executor::sandbox::SandboxPolicy;
 use crate::executor::wasm::{WasmExecutor, WasmSource};
@@ -239,6 +240,17 @@ pub fn spec_latency_ms(runs: usize) -> anyhow::Result<f64> {
     Ok(times[times.len() / 2])
 }
 
+/// The local-json image built by scripts/package-docker.sh, if an engine has it.
+async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, String> {
+    let image = "airlock/destination-local-json:dev";
+    let docker = crate::executor::docker::connect("bench").await.map_err(|e| e.to_string())?;
+    docker
+        .inspect_image(image)
+        .await
+        .map_err(|_| format!("no image {image}; build it with scripts/package-docker.sh"))?;
+    Ok(DockerExecutor::new("destination-local-json", image, policy, DockerOptions::default()))
+}
+
 /// Runs every case and prints the table.
 ///
 /// # Errors
@@ -314,6 +326,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?,
     );
+    match docker_local_json(policy.clone()).await {
+        Ok(docker) => rows.push(
+            through_executor("local-json, Docker image (FROM scratch)", &docker, json!({"destination_path": "/local/docker"}), &input, batch)
+                .await?,
+        ),
+        Err(reason) => eprintln!("bench: Docker case skipped: {reason}"),
+    }
     print_table(&rows, args.json);
     let latency = spec_latency_ms(10)?;
     if args.json {
