@@ -243,12 +243,19 @@ pub fn spec_latency_ms(runs: usize) -> anyhow::Result<f64> {
 /// The local-json image built by scripts/package-docker.sh, if an engine has it.
 async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, String> {
     let image = "airlock/destination-local-json:dev";
-    let docker = crate::executor::docker::connect("bench").await.map_err(|e| e.to_string())?;
+    let docker = crate::executor::docker::connect("bench")
+        .await
+        .map_err(|e| e.to_string())?;
     docker
         .inspect_image(image)
         .await
         .map_err(|_| format!("no image {image}; build it with scripts/package-docker.sh"))?;
-    Ok(DockerExecutor::new("destination-local-json", image, policy, DockerOptions::default()))
+    Ok(DockerExecutor::new(
+        "destination-local-json",
+        image,
+        policy,
+        DockerOptions::default(),
+    ))
 }
 
 /// Runs every case and prints the table.
@@ -328,8 +335,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     match docker_local_json(policy.clone()).await {
         Ok(docker) => rows.push(
-            through_executor("local-json, Docker image (FROM scratch)", &docker, json!({"destination_path": "/local/docker"}), &input, batch)
-                .await?,
+            through_executor(
+                "local-json, Docker image (FROM scratch)",
+                &docker,
+                json!({"destination_path": "/local/docker"}),
+                &input,
+                batch,
+            )
+            .await?,
         ),
         Err(reason) => eprintln!("bench: Docker case skipped: {reason}"),
     }

@@ -597,17 +597,13 @@ impl Executor for DockerExecutor {
             };
             exit_result(&connector, ended, &diagnostics, framing, fed)
         });
-        let connector = self.connector.clone();
-        let exit = async move {
-            waiter.await.unwrap_or_else(|join| {
-                Err(ExecutorError::Io {
-                    connector,
-                    context: "waiting for the container",
-                    source: std::io::Error::other(join),
-                })
-            })
-        };
-        Ok(Session::new(input_tx, output_rx, Box::pin(exit), abort_tx))
+        Ok(Session::from_task(
+            &self.connector,
+            input_tx,
+            output_rx,
+            waiter,
+            abort_tx,
+        ))
     }
 }
 

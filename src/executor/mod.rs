@@ -105,6 +105,28 @@ impl Session {
         }
     }
 
+    /// A session whose exit is a spawned task's result; a task that panicked or
+    /// was cancelled becomes an [`ExecutorError::Io`] naming `connector`.
+    pub(crate) fn from_task(
+        connector: &str,
+        input: Option<mpsc::Sender<LineBatch>>,
+        output: mpsc::Receiver<OutputEvent>,
+        task: tokio::task::JoinHandle<Result<(), ExecutorError>>,
+        abort: oneshot::Sender<()>,
+    ) -> Self {
+        let connector = connector.to_owned();
+        let exit = async move {
+            task.await.unwrap_or_else(|join| {
+                Err(ExecutorError::Io {
+                    connector,
+                    context: "waiting for the connector",
+                    source: std::io::Error::other(join),
+                })
+            })
+        };
+        Self::new(input, output, Box::pin(exit), abort)
+    }
+
     /// Stops the connector now, without letting it finish its input: used when the
     /// input failed or the connector broke the protocol, so a partial run is never
     /// finalised as if it were complete.

@@ -198,16 +198,12 @@ impl Executor for ProcessExecutor {
             };
             exit_result(&connector, ended, &diagnostics, framing, fed)
         });
-        let connector = self.connector.clone();
-        let exit = async move {
-            waiter.await.unwrap_or_else(|join| {
-                Err(ExecutorError::Io {
-                    connector,
-                    context: "waiting for the connector",
-                    source: std::io::Error::other(join),
-                })
-            })
-        };
-        Ok(Session::new(input_tx, output_rx, Box::pin(exit), abort_tx))
+        Ok(Session::from_task(
+            &self.connector,
+            input_tx,
+            output_rx,
+            waiter,
+            abort_tx,
+        ))
     }
 }

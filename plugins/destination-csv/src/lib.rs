@@ -18,12 +18,11 @@
 #![deny(missing_docs)]
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use airlock_plugin_sdk::stream_files::{StreamFiles, push_integer};
+use airlock_plugin_sdk::stream_files::{RowFormat, RowWriter, StreamFiles, push_integer};
 use airlock_plugin_sdk::{
-    ConfiguredCatalog, Context, Destination, DestinationError, Emitter, Record, RecordWriter,
+    ConfiguredCatalog, Context, Destination, DestinationError, Record, RecordWriter,
 };
 use serde_json::Value;
 
@@ -159,33 +158,35 @@ impl Destination for Csv {
         ctx: &Context,
     ) -> Result<Box<dyn RecordWriter>, DestinationError> {
         let settings = Settings::read(config, ctx)?;
-        let writer = CsvWriter::open(&settings.folder, settings.delimiter, catalog)?;
+        let files = StreamFiles::open(
+            &settings.folder,
+            catalog,
+            EXTENSION,
+            &header(settings.delimiter),
+        )?;
+        let writer = RowWriter::new(
+            files,
+            CsvRow {
+                delimiter: settings.delimiter,
+            },
+        );
         Ok(Box::new(writer))
     }
 }
 
-/// Writes the records of one run to staged `.csv` files.
-struct CsvWriter {
-    files: StreamFiles,
+/// Airbyte's raw CSV row: the id, the emission time and the data as JSON text.
+struct CsvRow {
     delimiter: u8,
-    /// Generates the record ids; seeded once per run.
-    rng: fastrand::Rng,
-    /// The row being built.
-    line: Vec<u8>,
 }
 
-impl CsvWriter {
-    fn open(
-        folder: &Path,
-        delimiter: u8,
-        catalog: &ConfiguredCatalog,
-    ) -> Result<Self, DestinationError> {
-        Ok(Self {
-            files: StreamFiles::open(folder, catalog, EXTENSION, &header(delimiter))?,
-            delimiter,
-            rng: fastrand::Rng::new(),
-            line: Vec::with_capacity(1024),
-        })
+impl RowFormat for CsvRow {
+    fn encode(&self, id: &str, record: &Record<'_>, line: &mut Vec<u8>) {
+        line.extend_from_slice(id.as_bytes());
+        line.push(self.delimiter);
+        push_integer(line, record.emitted_at);
+        line.push(self.delimiter);
+        push_field(line, record.data.get().as_bytes(), self.delimiter);
+        line.push(b'\n');
     }
 }
 
@@ -219,45 +220,6 @@ pub fn push_field(line: &mut Vec<u8>, field: &[u8], delimiter: u8) {
         }
     }
     line.push(b'"');
-}
-
-impl RecordWriter for CsvWriter {
-    fn write(
-        &mut self,
-        record: &Record<'_>,
-        _out: &mut Emitter<'_>,
-    ) -> Result<(), DestinationError> {
-        let id = uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid();
-        let mut id_text = [0; uuid::fmt::Hyphenated::LENGTH];
-        let line = &mut self.line;
-        line.clear();
-        line.extend_from_slice(id.hyphenated().encode_lower(&mut id_text).as_bytes());
-        line.push(self.delimiter);
-        push_integer(line, record.emitted_at);
-        line.push(self.delimiter);
-        push_field(line, record.data.get().as_bytes(), self.delimiter);
-        line.push(b'\n');
-        let file = self.files.for_stream(record.stream_index());
-        file.write_all(line).map_err(|e| {
-            DestinationError::system(format!(
-                "could not write {}: {e}",
-                file.temp_path().display()
-            ))
-        })
-    }
-
-    fn flush(&mut self) -> Result<(), DestinationError> {
-        self.files.flush()
-    }
-
-    fn stream_complete(&mut self, stream_index: usize) -> Result<(), DestinationError> {
-        self.files.stream_complete(stream_index);
-        Ok(())
-    }
-
-    fn close(self: Box<Self>, clean: bool) -> Result<(), DestinationError> {
-        self.files.close(clean)
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! [`WriteSession`] as a host would.
 
 use super::*;
+use std::path::Path;
+
 use airlock_plugin_sdk::{FailureType, WriteSession};
 use serde_json::json;
 

@@ -21,12 +21,11 @@
 #![deny(missing_docs)]
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use airlock_plugin_sdk::stream_files::{StreamFiles, push_integer};
+use airlock_plugin_sdk::stream_files::{RowFormat, RowWriter, StreamFiles, push_integer};
 use airlock_plugin_sdk::{
-    ConfiguredCatalog, Context, Destination, DestinationError, Emitter, Record, RecordWriter,
+    ConfiguredCatalog, Context, Destination, DestinationError, Record, RecordWriter,
 };
 use serde_json::Value;
 
@@ -79,7 +78,8 @@ impl Destination for LocalJson {
         ctx: &Context,
     ) -> Result<Box<dyn RecordWriter>, DestinationError> {
         let folder = destination_folder(config, ctx)?;
-        JsonlWriter::open(&folder, catalog).map(|writer| Box::new(writer) as Box<dyn RecordWriter>)
+        let files = StreamFiles::open(&folder, catalog, EXTENSION, b"")?;
+        Ok(Box::new(RowWriter::new(files, JsonlRow)))
     }
 }
 
@@ -96,63 +96,19 @@ fn destination_folder(config: &Value, ctx: &Context) -> Result<PathBuf, Destinat
     }
 }
 
-/// Writes the records of one run to staged `.jsonl` files.
-struct JsonlWriter {
-    files: StreamFiles,
-    /// Generates the record ids; seeded once per run.
-    rng: fastrand::Rng,
-    /// The line being built.
-    line: Vec<u8>,
-}
+/// Airbyte's raw JSON line: `{"_airbyte_ab_id":…,"_airbyte_emitted_at":…,"_airbyte_data":…}`,
+/// the data copied as received.
+struct JsonlRow;
 
-impl JsonlWriter {
-    fn open(folder: &Path, catalog: &ConfiguredCatalog) -> Result<Self, DestinationError> {
-        Ok(Self {
-            files: StreamFiles::open(folder, catalog, EXTENSION, b"")?,
-            rng: fastrand::Rng::new(),
-            line: Vec::with_capacity(1024),
-        })
-    }
-}
-
-impl RecordWriter for JsonlWriter {
-    fn write(
-        &mut self,
-        record: &Record<'_>,
-        _out: &mut Emitter<'_>,
-    ) -> Result<(), DestinationError> {
-        let id = uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid();
-        let mut id_text = [0; uuid::fmt::Hyphenated::LENGTH];
-        let line = &mut self.line;
-        line.clear();
+impl RowFormat for JsonlRow {
+    fn encode(&self, id: &str, record: &Record<'_>, line: &mut Vec<u8>) {
         line.extend_from_slice(br#"{"_airbyte_ab_id":""#);
-        line.extend_from_slice(id.hyphenated().encode_lower(&mut id_text).as_bytes());
+        line.extend_from_slice(id.as_bytes());
         line.extend_from_slice(br#"","_airbyte_emitted_at":"#);
         push_integer(line, record.emitted_at);
         line.extend_from_slice(br#","_airbyte_data":"#);
         line.extend_from_slice(record.data.get().as_bytes());
         line.extend_from_slice(b"}\n");
-        let file = self.files.for_stream(record.stream_index());
-        file.write_all(line).map_err(|e| {
-            DestinationError::system(format!(
-                "could not write {}: {e}",
-                file.temp_path().display()
-            ))
-        })
-    }
-
-    fn flush(&mut self) -> Result<(), DestinationError> {
-        self.files.flush()
-    }
-
-    fn stream_complete(&mut self, stream_index: usize) -> Result<(), DestinationError> {
-        self.files.stream_complete(stream_index);
-        Ok(())
-    }
-
-    /// Closes every file, even after a failure, and reports the first error.
-    fn close(self: Box<Self>, clean: bool) -> Result<(), DestinationError> {
-        self.files.close(clean)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Unit tests of the local-json destination, run through the SDK's
 //! [`WriteSession`] as a host would.
 
+use std::path::Path;
+
 use super::*;
 use airlock_plugin_sdk::{FailureType, WriteSession};
 use serde_json::json;

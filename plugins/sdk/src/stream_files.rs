@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 
 use crate::naming::{convert_stream_name, raw_table_name};
 use crate::staging::StagedFile;
-use crate::{AirbyteStream, ConfiguredCatalog, DestinationError, DestinationSyncMode};
+use std::io::Write as _;
+
+use crate::{
+    AirbyteStream, ConfiguredCatalog, DestinationError, DestinationSyncMode, Emitter, Record,
+    RecordWriter,
+};
 
 /// The files of one run, indexed by catalog stream.
 #[derive(Debug)]
@@ -125,6 +130,71 @@ impl StreamFiles {
             }
         }
         result
+    }
+}
+
+/// How a file destination turns a record into its row: one line, ending in `\n`.
+pub trait RowFormat: Send {
+    /// Appends the row of `record` to `line`; `id` is its new `_airbyte_ab_id`.
+    fn encode(&self, id: &str, record: &Record<'_>, line: &mut Vec<u8>);
+}
+
+/// A [`RecordWriter`] that writes one row per record, in format `F`, into the
+/// stream's file of a [`StreamFiles`], with a fresh uuid v4 for each.
+#[derive(Debug)]
+pub struct RowWriter<F> {
+    files: StreamFiles,
+    format: F,
+    /// Generates the record ids; seeded once per run, not one OS call a record.
+    rng: fastrand::Rng,
+    /// The row being built.
+    line: Vec<u8>,
+}
+
+impl<F: RowFormat> RowWriter<F> {
+    /// A writer of `format` rows into `files`.
+    pub fn new(files: StreamFiles, format: F) -> Self {
+        Self {
+            files,
+            format,
+            rng: fastrand::Rng::new(),
+            line: Vec::with_capacity(1024),
+        }
+    }
+}
+
+impl<F: RowFormat> RecordWriter for RowWriter<F> {
+    fn write(
+        &mut self,
+        record: &Record<'_>,
+        _out: &mut Emitter<'_>,
+    ) -> Result<(), DestinationError> {
+        let id = uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid();
+        let mut id_text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let id = id.hyphenated().encode_lower(&mut id_text);
+        self.line.clear();
+        self.format.encode(id, record, &mut self.line);
+        let file = self.files.for_stream(record.stream_index());
+        file.write_all(&self.line).map_err(|e| {
+            DestinationError::system(format!(
+                "could not write {}: {e}",
+                file.temp_path().display()
+            ))
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), DestinationError> {
+        self.files.flush()
+    }
+
+    fn stream_complete(&mut self, stream_index: usize) -> Result<(), DestinationError> {
+        self.files.stream_complete(stream_index);
+        Ok(())
+    }
+
+    /// Closes every file, even after a failure, and reports the first error.
+    fn close(self: Box<Self>, clean: bool) -> Result<(), DestinationError> {
+        self.files.close(clean)
     }
 }
 

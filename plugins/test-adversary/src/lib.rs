@@ -395,7 +395,8 @@ mod tests {
             Plan::read(&json!({})).expect("plan"),
             Plan {
                 attack: "none".into(),
-                phase: "check".into()
+                phase: "check".into(),
+                port: None,
             }
         );
         assert!(Plan::read(&json!({"attack": "nuke"})).is_err());

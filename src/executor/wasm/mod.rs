@@ -622,16 +622,12 @@ impl Executor for WasmExecutor {
                 }),
             }
         });
-        let connector = self.connector.clone();
-        let exit = async move {
-            task.await.unwrap_or_else(|join| {
-                Err(ExecutorError::Io {
-                    connector,
-                    context: "running the component",
-                    source: std::io::Error::other(join),
-                })
-            })
-        };
-        Ok(Session::new(input_tx, output_rx, Box::pin(exit), abort_tx))
+        Ok(Session::from_task(
+            &self.connector,
+            input_tx,
+            output_rx,
+            task,
+            abort_tx,
+        ))
     }
 }
