@@ -19,3 +19,5 @@ pub use destination::{
 pub mod bench;
 pub mod cli;
 pub mod home;
+pub mod source;
+pub mod sync;

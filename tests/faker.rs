@@ -10,25 +10,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn faker_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("AIRLOCK_FAKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv-faker/bin/source-faker"));
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        !required_in_ci(),
-        "CI requires the real source-faker at {}: run scripts/setup-python.sh",
-        path.display()
-    );
-    eprintln!(
-        "SKIPPED: real source-faker not installed at {} (run scripts/setup-python.sh)",
-        path.display()
-    );
-    None
-}
-
 fn faker_read(sb: &Sandbox, faker: &PathBuf, count: u64) -> Vec<u8> {
     let config = sb.file(
         "faker-config.json",

@@ -14,5 +14,6 @@ mod docker;
 mod faker;
 mod process_executor;
 mod state_durability;
+mod sync;
 mod wasm;
 mod wasm_sandbox;

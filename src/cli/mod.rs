@@ -19,7 +19,9 @@ use crate::executor::docker::DockerOptions;
 use crate::executor::sandbox::{PolicyFile, SandboxPolicy};
 use crate::protocol::{ConfiguredAirbyteCatalog, ConnectionStatus};
 use crate::registry::ExecutorOptions;
+use crate::source::{SourceError, WriteStrategy};
 use crate::state::{StateStore, SyncKey};
+use crate::sync::{SyncError, SyncJob};
 use crate::write::{StateTarget, WriteError, WriteFailure, WriteOptions, WriteResult};
 
 /// Run Airbyte-protocol destinations: sandboxed, in Docker, or as local executables.
@@ -41,6 +43,8 @@ pub enum Command {
     Spec(SpecArgs),
     /// Validate a config against the spec, then run the destination's check.
     Check(CheckArgs),
+    /// Read a source into a destination, resuming from the last confirmed state.
+    Sync(SyncArgs),
     /// Write Airbyte messages (a file or stdin) into a destination.
     Write(WriteArgs),
     /// Measure write-loop throughput.
@@ -196,6 +200,58 @@ pub struct CheckArgs {
     pub executor: ExecutorFlags,
 }
 
+/// `airlock sync`. The unprefixed executor flags choose the destination's backend
+/// (as for `write`); the sandbox flags apply to both sides.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Source name, e.g. source-faker.
+    #[arg(long, value_name = "NAME")]
+    pub source: String,
+    /// Source config: a JSON file path, or inline JSON.
+    #[arg(long, value_name = "CFG")]
+    pub source_config: String,
+    /// Run the source from this local executable.
+    #[arg(long, value_name = "PATH")]
+    pub source_local_executable: Option<PathBuf>,
+    /// Run the source from this WebAssembly command component, sandboxed.
+    #[arg(long, value_name = "PATH")]
+    pub source_wasm: Option<PathBuf>,
+    /// Run the source's Docker image (no value: airbyte/<SOURCE>:<version>).
+    #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = "")]
+    pub source_docker_image: Option<String>,
+    /// The source version wanted.
+    #[arg(long, value_name = "V")]
+    pub source_version: Option<String>,
+    /// Destination name.
+    #[arg(long, value_name = "NAME")]
+    pub destination: String,
+    /// Destination config: a JSON file path, or inline JSON.
+    #[arg(long, value_name = "CFG")]
+    pub destination_config: String,
+    /// Only these streams (comma-separated). Default: all.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub streams: Vec<String>,
+    /// How records land: auto (merge with a primary key, append with a cursor,
+    /// else replace), append, replace, merge.
+    #[arg(long, value_enum, default_value_t = WriteStrategy::Auto)]
+    pub strategy: WriteStrategy,
+    /// Ignore stored state: read everything.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// State database. Default: $AIRLOCK_HOME/state.db.
+    #[arg(long, value_name = "PATH")]
+    pub state_db: Option<PathBuf>,
+    /// Neither read nor store state.
+    #[arg(long, conflicts_with = "state_db")]
+    pub no_state: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "flattened")]
+    pub executor: ExecutorFlags,
+}
+
 /// `airlock write`.
 #[derive(Debug, Args)]
 pub struct WriteArgs {
@@ -318,6 +374,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Spec(args) => spec(args).await,
         Command::Check(args) => check(args).await,
         Command::Write(args) => write(args).await,
+        Command::Sync(args) => sync(args).await,
         Command::Docker(DockerCommand::Gc) => {
             let docker = crate::executor::docker::connect("airlock")
                 .await
@@ -473,6 +530,105 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
                 code,
             })
         }
+    }
+}
+
+fn progress_line(p: &crate::write::Progress) {
+    let secs = p.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "airlock: {} records sent ({:.0}/s, {:.1} MB/s), {} confirmed",
+        p.records_sent,
+        p.records_sent as f64 / secs,
+        p.bytes_sent as f64 / 1e6 / secs,
+        p.records_confirmed
+    );
+}
+
+async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
+    let source_config = config::read_config_arg(&args.source_config).map_err(usage)?;
+    let destination_config = config::read_config_arg(&args.destination_config).map_err(usage)?;
+    let destination =
+        build_destination(&args.destination, &args.executor, Some(destination_config))?;
+    let mut source_options = args
+        .executor
+        .options()
+        .map_err(|e| usage(anyhow::anyhow!(e)))?;
+    source_options.local_executable = args.source_local_executable.clone();
+    source_options.wasm = args.source_wasm.clone();
+    source_options.docker_image = args.source_docker_image.clone();
+    source_options.version = args.source_version.clone();
+    source_options.env.clear();
+    let source_error = |e: SourceError| match e {
+        SourceError::Executor(e) => from_executor(e),
+        other => usage(other),
+    };
+    let mut source = crate::source::get_source(&args.source)
+        .executor_options(source_options)
+        .config(source_config)
+        .build()
+        .map_err(source_error)?;
+    source.validate_config().await.map_err(source_error)?;
+    destination
+        .validate_config()
+        .await
+        .map_err(from_destination)?;
+    if !args.streams.is_empty() {
+        source
+            .select_streams(&args.streams)
+            .await
+            .map_err(source_error)?;
+    }
+    let mut job = SyncJob::new(&source, &destination)
+        .strategy(args.strategy)
+        .force_full_refresh(args.full_refresh)
+        .options(WriteOptions {
+            progress_interval: Duration::from_secs(5),
+            ..WriteOptions::default()
+        });
+    if !args.no_state {
+        let path = args.state_db.clone().unwrap_or_else(crate::home::state_db);
+        job = job.state_store(Arc::new(StateStore::open(&path).map_err(usage)?));
+    }
+    if !args.json {
+        job = job.on_progress(progress_line);
+    }
+    match job.run().await {
+        Ok(result) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            } else {
+                if result.resumed_from_state {
+                    println!(
+                        "{}: resumed from the state confirmed by the last sync",
+                        result.source
+                    );
+                }
+                print_result(&result.write, false);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(SyncError::Write(WriteError { cause, partial })) => {
+            print_result(&partial, args.json);
+            let code = match &cause {
+                WriteFailure::Destination(e) if !e.is_connector_failure() => 2,
+                WriteFailure::Input(_) => 2,
+                _ => 1,
+            };
+            Err(Failure {
+                error: cause.into(),
+                code,
+            })
+        }
+        Err(SyncError::SourceFailed { source, partial }) => {
+            print_result(&partial, args.json);
+            Err(Failure {
+                error: SyncError::SourceFailed { source, partial }.into(),
+                code: 1,
+            })
+        }
+        Err(SyncError::Source(e)) => Err(source_error(e)),
+        Err(SyncError::Destination(e)) => Err(from_destination(e)),
+        Err(other) => Err(usage(other)),
     }
 }
 

@@ -231,6 +231,17 @@ pub enum ExecutorError {
         reason: String,
     },
 
+    /// The connector cannot do what was asked (a destination plugin asked to read).
+    #[error("{connector} cannot run `{command}`: {reason}")]
+    Unsupported {
+        /// Connector name.
+        connector: String,
+        /// The command asked for.
+        command: &'static str,
+        /// Why, and what would.
+        reason: &'static str,
+    },
+
     /// No backend could be found for the name.
     #[error("no connector named {name:?} was found; tried:\n{}\nfix: {hint}", tried.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n"))]
     NotFound {

@@ -32,11 +32,32 @@ impl JobFolder {
                 write_private_json(dir.path(), "config.json", config)?;
                 files.push(("--config", "config.json"));
             }
-            Invocation::Write { config, catalog } => {
+            Invocation::Discover { config } => {
+                write_private_json(dir.path(), "config.json", config)?;
+                files.push(("--config", "config.json"));
+            }
+            Invocation::Write { config, catalog }
+            | Invocation::Read {
+                config,
+                catalog,
+                state: None,
+            } => {
                 write_private_json(dir.path(), "config.json", config)?;
                 write_private_json(dir.path(), "catalog.json", catalog)?;
                 files.push(("--config", "config.json"));
                 files.push(("--catalog", "catalog.json"));
+            }
+            Invocation::Read {
+                config,
+                catalog,
+                state: Some(state),
+            } => {
+                write_private_json(dir.path(), "config.json", config)?;
+                write_private_json(dir.path(), "catalog.json", catalog)?;
+                write_private_json(dir.path(), "state.json", state)?;
+                files.push(("--config", "config.json"));
+                files.push(("--catalog", "catalog.json"));
+                files.push(("--state", "state.json"));
             }
         }
         Ok(Self {

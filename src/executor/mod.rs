@@ -24,8 +24,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{
-    AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification, LineBatch,
-    MessageType, OutputLine, Payload, classify_output,
+    AirbyteCatalog, AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification,
+    LineBatch, MessageType, OutputLine, Payload, classify_output,
 };
 
 pub use diagnostics::{Diagnostics, LogTail};
@@ -48,6 +48,20 @@ pub enum Invocation {
         /// The configured catalog.
         catalog: ConfiguredAirbyteCatalog,
     },
+    /// `discover --config` (a source).
+    Discover {
+        /// The connector's config.
+        config: Value,
+    },
+    /// `read --config --catalog [--state]` (a source): messages on the output.
+    Read {
+        /// The connector's config.
+        config: Value,
+        /// The configured catalog.
+        catalog: ConfiguredAirbyteCatalog,
+        /// The state to resume from (a list of state messages), if any.
+        state: Option<Value>,
+    },
 }
 
 impl Invocation {
@@ -57,6 +71,8 @@ impl Invocation {
             Self::Spec => "spec",
             Self::Check { .. } => "check",
             Self::Write { .. } => "write",
+            Self::Discover { .. } => "discover",
+            Self::Read { .. } => "read",
         }
     }
 }
@@ -196,6 +212,22 @@ pub trait Executor: Send + Sync + fmt::Debug {
         let found = collect_first(self.connector(), session, MessageType::Spec).await?;
         match found {
             Payload::Spec(spec) => Ok(spec),
+            _ => unreachable!("collect_first returns the requested type"),
+        }
+    }
+
+    /// Runs `discover` with `config` and returns the source's catalog.
+    ///
+    /// # Errors
+    /// [`ExecutorError`] when the connector fails or prints no CATALOG message.
+    async fn discover(&self, config: &Value) -> Result<AirbyteCatalog, ExecutorError> {
+        let session = self
+            .run(Invocation::Discover {
+                config: config.clone(),
+            })
+            .await?;
+        match collect_first(self.connector(), session, MessageType::Catalog).await? {
+            Payload::Catalog(catalog) => Ok(catalog),
             _ => unreachable!("collect_first returns the requested type"),
         }
     }

@@ -346,3 +346,24 @@ pub fn docker_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// The real `source-faker` from PyPI (scripts/setup-python.sh installs it), or
+/// `None` with a SKIPPED note; under CI its absence fails the test.
+pub fn faker_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("AIRLOCK_FAKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv-faker/bin/source-faker"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        !required_in_ci(),
+        "CI requires the real source-faker at {}: run scripts/setup-python.sh",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: real source-faker not installed at {} (run scripts/setup-python.sh)",
+        path.display()
+    );
+    None
+}

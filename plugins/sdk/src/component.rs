@@ -111,11 +111,15 @@ impl BatchWriter {
     /// `writer.write-batch`: passes each line of `messages` (split on `\n`)
     /// to [`WriteSession::push_line`] and returns the output lines.
     ///
+    /// When the destination fails mid-batch, the run ends unclean (prior data
+    /// kept) and the batch's output is still returned — the states echoed before
+    /// the failure (their records are durable) followed by the TRACE ERROR — so
+    /// the host confirms what was written and then stops, exactly as it does for
+    /// the native CLI. Later calls fail.
+    ///
     /// # Errors
     ///
-    /// The destination's error; the run has then ended unclean and later
-    /// calls fail. Output of the failed batch is dropped: its states are not
-    /// confirmed, so the host resends their records.
+    /// Only when the run had already ended.
     pub fn write_batch(&self, messages: &[u8]) -> Result<Vec<u8>, DestinationError> {
         let mut slot = self.session.borrow_mut();
         let Some(session) = slot.as_mut() else {
@@ -123,12 +127,12 @@ impl BatchWriter {
         };
         let mut out = Vec::new();
         for line in messages.split(|b| *b == b'\n') {
-            if let Err(error) = session.push_line(line, &mut out) {
+            if session.push_line(line, &mut out).is_err() {
                 if let Some(session) = slot.take() {
-                    // Closes the writer unclean; the error is the one above.
-                    let _ = session.finish(&mut Vec::new());
+                    // Closes the writer unclean and appends the TRACE ERROR.
+                    let _ = session.finish(&mut out);
                 }
-                return Err(error);
+                return Ok(out);
             }
         }
         Ok(out)
@@ -414,11 +418,23 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_batch_ends_the_run_unclean_and_later_calls_fail() {
+    fn a_failed_batch_returns_the_states_before_it_then_the_error_and_ends_the_run() {
         let (writer, closed) = open();
         let batch = [state(1), record("\"boom\""), state(2)].join("\n");
-        let error = writer.write_batch(batch.as_bytes()).expect_err("boom");
-        assert_eq!(error.message, "boom");
+        let out = lines(
+            &writer
+                .write_batch(batch.as_bytes())
+                .expect("output up to the failure"),
+        );
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(
+            out[0]["state"]["data"]["n"], 1,
+            "the state before the failure is echoed"
+        );
+        assert_eq!(
+            out[1]["trace"]["error"]["message"], "boom",
+            "then the TRACE ERROR"
+        );
         assert_eq!(*closed.lock().expect("lock"), Some(false));
         assert!(writer.write_batch(b"").is_err());
         assert!(

@@ -424,6 +424,13 @@ async fn run_plugin(
         .await?;
     let api = plugin.airlock_destination_destination();
     match invocation {
+        Invocation::Discover { .. } | Invocation::Read { .. } => {
+            return Err(ExecutorError::Unsupported {
+                connector: guard.connector.clone(),
+                command: invocation.command(),
+                reason: "it is an airlock:destination plugin; a source runs as a wasi:cli command component",
+            });
+        }
         Invocation::Spec => {
             let spec = guard.call("spec", api.call_spec(&mut store)).await?;
             let spec: serde_json::Value =
@@ -465,6 +472,17 @@ async fn run_plugin(
                     .await?
                     .map_err(|e| guard.plugin_error("write", e))?;
                 guard.emit(out, &output).await?;
+                // A TRACE ERROR among the output ends the write: the states before
+                // it were accepted by the loop already.
+                if let Some(trace) = guard.diagnostics.trace_error() {
+                    return Err(ExecutorError::ConnectorFailed {
+                        connector: guard.connector.clone(),
+                        reason: FailureReason::PluginError("write"),
+                        failure_type: trace.failure_type,
+                        message: Some(trace.message),
+                        log_tail: guard.diagnostics.tail(),
+                    });
+                }
             }
             let out = guard
                 .call("close", writer_api.call_close(&mut store, writer))
