@@ -12,7 +12,7 @@ use crate::destination::{Destination, DestinationError};
 use crate::executor::ExecutorError;
 use crate::source::{Source, SourceError, WriteStrategy};
 use crate::state::{StateError, StateStore, SyncKey};
-use crate::write::{Progress, StateTarget, WriteError, WriteOptions, WriteResult};
+use crate::write::{Progress, ProgressCallback, StateTarget, WriteError, WriteOptions, WriteResult};
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +62,7 @@ pub struct SyncJob<'a> {
     full_refresh: bool,
     state: Option<Arc<StateStore>>,
     options: WriteOptions,
-    progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+    progress: Option<ProgressCallback>,
 }
 
 impl<'a> SyncJob<'a> {

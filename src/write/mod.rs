@@ -187,7 +187,8 @@ pub struct StateTarget {
     pub key: SyncKey,
 }
 
-type ProgressCallback = Box<dyn FnMut(&Progress) + Send>;
+/// A progress callback, called every [`WriteOptions::progress_interval`].
+pub type ProgressCallback = Box<dyn FnMut(&Progress) + Send>;
 
 /// One write, built then run: input messages into a destination.
 ///
