@@ -12,7 +12,9 @@ use crate::destination::{Destination, DestinationError};
 use crate::executor::ExecutorError;
 use crate::source::{Source, SourceError, WriteStrategy};
 use crate::state::{StateError, StateStore, SyncKey};
-use crate::write::{Progress, ProgressCallback, StateTarget, WriteError, WriteOptions, WriteResult};
+use crate::write::{
+    Progress, ProgressCallback, StateTarget, WriteError, WriteOptions, WriteResult,
+};
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]

@@ -81,6 +81,9 @@ pub struct DockerOptions {
 /// Runs a connector's Docker image.
 #[derive(Debug)]
 pub struct DockerExecutor {
+    /// The connector's name.
+    name: String,
+    /// How errors name it: the name and the image.
     connector: String,
     image: String,
     policy: SandboxPolicy,
@@ -201,9 +204,13 @@ impl DockerExecutor {
         policy: SandboxPolicy,
         options: DockerOptions,
     ) -> Self {
+        let name = connector.into();
+        let image = image.into();
         Self {
-            connector: connector.into(),
-            image: image.into(),
+            // Every error names the image too.
+            connector: format!("{name} (image {image})"),
+            name,
+            image,
             policy,
             options,
             client: OnceCell::new(),
@@ -228,7 +235,7 @@ impl DockerExecutor {
                 let mut tried = tried.clone();
                 tried.push(format!("the Docker image {}: {error}", self.image));
                 ExecutorError::NotFound {
-                    name: self.connector.clone(),
+                    name: self.name.clone(),
                     tried,
                     hint: "pass --wasm PATH, --local-executable PATH or --docker-image IMAGE, put NAME.wasm in \
                            the plugins folder, or put the connector's executable on PATH",
@@ -424,7 +431,7 @@ impl Executor for DockerExecutor {
         let labels = HashMap::from([
             (MANAGED_LABEL.to_owned(), "true".to_owned()),
             (OWNER_LABEL.to_owned(), std::process::id().to_string()),
-            ("airlock.connector".to_owned(), self.connector.clone()),
+            ("airlock.connector".to_owned(), self.name.clone()),
         ]);
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
@@ -446,11 +453,7 @@ impl Executor for DockerExecutor {
             host_config: Some(host_config),
             ..Default::default()
         };
-        let name = format!(
-            "airlock-{}-{:08x}",
-            sanitize(&self.connector),
-            fastrand_u32()
-        );
+        let name = format!("airlock-{}-{:08x}", sanitize(&self.name), fastrand_u32());
         let created = docker
             .create_container(
                 Some(CreateContainerOptions {

@@ -22,15 +22,13 @@ pub fn faker_samples() -> PathBuf {
     root().join("../shared/samples/airbyte-source-faker")
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-}
-
 /// A native plugin binary (`destination-dev-null`, `destination-local-json`), built
 /// once per test run.
 pub fn plugin_bin(name: &str) -> PathBuf {
+    // Their own target folder: a plugin crate is also a cdylib, whose rlib is
+    // named without a hash, so building it here with other features into the
+    // shared folder would replace the one airlock (and its doctests) linked.
+    let dir = root().join("target/native-plugins");
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -42,12 +40,15 @@ pub fn plugin_bin(name: &str) -> PathBuf {
                 "destination-dev-null",
                 "-p",
                 "destination-local-json",
+                "--target-dir",
             ])
+            .arg(&dir)
+            .env_remove("CARGO_TARGET_DIR")
             .status()
             .expect("run cargo build for the plugins");
         assert!(status.success(), "building the plugins failed");
     });
-    let path = target_dir().join("debug").join(name);
+    let path = dir.join("debug").join(name);
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }
