@@ -21,6 +21,14 @@ start)
     echo "docker-engine: installing docker.io" >&2
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io) >&2
   fi
+  # Nothing answers on our socket: clear what a killed engine left behind (its pid
+  # file makes a new dockerd refuse to start; its containerd holds the exec root).
+  if [ -f "$PIDFILE" ]; then
+    kill -9 "$(cat "$PIDFILE")" 2>/dev/null || true
+    rm -f "$PIDFILE"
+  fi
+  pkill -9 -f "containerd.*airlock-docker" 2>/dev/null || true
+  rm -f "$SOCK"
   echo "docker-engine: starting dockerd on $SOCK (log: $LOG)" >&2
   nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
     --host "unix://$SOCK" --pidfile "$PIDFILE" --data-root /var/lib/airlock-docker \
