@@ -8,6 +8,7 @@ set -euo pipefail
 SOCK="${AIRLOCK_DOCKER_SOCK:-/var/run/airlock-docker.sock}"
 PIDFILE="${AIRLOCK_DOCKER_PIDFILE:-/var/run/airlock-dockerd.pid}"
 LOG="${AIRLOCK_DOCKER_LOG:-/tmp/airlock-dockerd.log}"
+EXEC_ROOT=/var/run/airlock-docker
 
 case "${1:-start}" in
 start)
@@ -28,11 +29,15 @@ start)
     rm -f "$PIDFILE"
   fi
   pkill -9 -f "containerd.*airlock-docker" 2>/dev/null || true
+  sleep 1
+  # Stale runtime state: pid files and sockets (a dead containerd's pid may be reused).
+  find "$EXEC_ROOT" \( -name '*.pid' -o -name '*.sock' \) -type f -delete 2>/dev/null || true
+  find "$EXEC_ROOT" -name '*.sock' -type s -delete 2>/dev/null || true
   rm -f "$SOCK"
   echo "docker-engine: starting dockerd on $SOCK (log: $LOG)" >&2
   nohup dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
     --host "unix://$SOCK" --pidfile "$PIDFILE" --data-root /var/lib/airlock-docker \
-    --exec-root /var/run/airlock-docker >"$LOG" 2>&1 &
+    --exec-root "$EXEC_ROOT" >"$LOG" 2>&1 &
   for _ in $(seq 1 60); do
     if DOCKER_HOST="unix://$SOCK" docker info >/dev/null 2>&1; then
       echo "unix://$SOCK"; exit 0
