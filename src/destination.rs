@@ -115,6 +115,13 @@ impl DestinationBuilder {
         self
     }
 
+    /// Install the connector from this pip requirement or URL into its own venv
+    /// (PyAirbyte's `pip_url`).
+    pub fn pip_url(mut self, url: impl Into<String>) -> Self {
+        self.options.pip_url = Some(url.into());
+        self
+    }
+
     /// Every executor option at once (the CLI's flags).
     pub fn executor_options(mut self, options: ExecutorOptions) -> Self {
         self.options = options;

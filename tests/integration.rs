@@ -12,6 +12,7 @@ mod bad_input;
 mod cli_basics;
 mod docker;
 mod faker;
+mod pip;
 mod process_executor;
 mod state_durability;
 mod sync;

@@ -74,6 +74,10 @@ pub struct ExecutorFlags {
     /// a value that image (a tag is added from --version when it has none).
     #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = "")]
     pub docker_image: Option<String>,
+    /// Install a Python connector from this pip requirement or URL into its own venv
+    /// under $AIRLOCK_HOME/venvs, and run it from there.
+    #[arg(long, value_name = "URL")]
+    pub pip_url: Option<String>,
     /// Docker: give the container the host's network (default: none).
     #[arg(long)]
     pub use_host_network: bool,
@@ -120,6 +124,7 @@ impl ExecutorFlags {
             local_executable: self.local_executable.clone(),
             wasm: self.wasm.clone(),
             docker_image: self.docker_image.clone(),
+            pip_url: self.pip_url.clone(),
             install_if_missing: self.install,
             docker: DockerOptions {
                 cpus: self.cpus,
@@ -219,6 +224,9 @@ pub struct SyncArgs {
     /// Run the source's Docker image (no value: airbyte/<SOURCE>:<version>).
     #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = "")]
     pub source_docker_image: Option<String>,
+    /// Install the source from this pip requirement or URL into its own venv.
+    #[arg(long, value_name = "URL")]
+    pub source_pip_url: Option<String>,
     /// The source version wanted.
     #[arg(long, value_name = "V")]
     pub source_version: Option<String>,
@@ -556,6 +564,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
     source_options.local_executable = args.source_local_executable.clone();
     source_options.wasm = args.source_wasm.clone();
     source_options.docker_image = args.source_docker_image.clone();
+    source_options.pip_url = args.source_pip_url.clone();
     source_options.version = args.source_version.clone();
     source_options.env.clear();
     let source_error = |e: SourceError| match e {

@@ -242,6 +242,21 @@ pub enum ExecutorError {
         reason: &'static str,
     },
 
+    /// Installing a Python connector failed.
+    #[error(
+        "{connector}: installing {package} failed while {step}{log_tail}\nfix: check the package name or --pip-url, and that PyPI (or the URL) is reachable"
+    )]
+    InstallFailed {
+        /// Connector name.
+        connector: String,
+        /// The pip requirement or URL.
+        package: String,
+        /// The step that failed.
+        step: &'static str,
+        /// Its last output lines.
+        log_tail: LogTail,
+    },
+
     /// No backend could be found for the name.
     #[error("no connector named {name:?} was found; tried:\n{}\nfix: {hint}", tried.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n"))]
     NotFound {

@@ -10,6 +10,7 @@ mod diagnostics;
 pub mod docker;
 mod error;
 mod job;
+pub mod pip;
 pub mod process;
 pub mod sandbox;
 mod stdio;

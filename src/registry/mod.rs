@@ -9,13 +9,17 @@
 //! 3. a **built-in** plugin of that name (carried by the airlock binary, sandboxed);
 //! 4. the **plugins folder**: `$AIRLOCK_HOME/plugins/<name>.wasm` (sandboxed);
 //! 5. an **executable** of that name on `PATH` (process executor);
-//! 6. the **Docker image** `airbyte/<name>:<version or latest>` (Docker executor).
+//! 6. a **pip venv** `$AIRLOCK_HOME/venvs/<name>` (installed from PyPI as
+//!    `airbyte-<name>` when `install_if_missing` is on);
+//! 7. the **Docker image** `airbyte/<name>:<version or latest>` (Docker executor).
 //!
-//! `--docker-image [IMAGE]` picks Docker explicitly, before the built-ins.
+//! `--docker-image [IMAGE]` and `--pip-url URL` pick their backend explicitly,
+//! before the built-ins.
 
 use std::path::{Path, PathBuf};
 
 use crate::executor::docker::{DockerExecutor, DockerOptions, image_reference};
+use crate::executor::pip::{PipExecutor, installed_spec, package_spec};
 use crate::executor::process::ProcessExecutor;
 use crate::executor::sandbox::SandboxPolicy;
 use crate::executor::wasm::{WasmExecutor, WasmSource};
@@ -33,6 +37,8 @@ pub struct ExecutorOptions {
     /// Run a Docker image: `Some("")` for `airbyte/<name>:<version or latest>`,
     /// `Some(image)` for that image.
     pub docker_image: Option<String>,
+    /// Install from this pip requirement or URL into a venv (PyAirbyte's `pip_url`).
+    pub pip_url: Option<String>,
     /// Docker settings (pulling, CPUs).
     pub docker: DockerOptions,
     /// The connector version wanted (used by backends that can pin one).
@@ -92,6 +98,10 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
     if let Some(image) = &options.docker_image {
         return Ok(Box::new(docker_executor(name, Some(image), options)));
     }
+    if let Some(url) = &options.pip_url {
+        let package = package_spec(name, Some(url), options.version.as_deref());
+        return Ok(Box::new(PipExecutor::new(name, package, true)));
+    }
     let mut tried = Vec::new();
     match builtin(name) {
         Some(bytes) => {
@@ -119,6 +129,24 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
         Some(path) => return Ok(Box::new(process_executor(name, path, options))),
         None => tried.push(format!("an executable named {name:?} on PATH")),
     }
+    let venv = crate::home::dir().join("venvs").join(name);
+    if options.install_if_missing || venv.join("bin").join(name).is_file() {
+        // A Python connector from PyPI: source-x is airbyte-source-x. Without a
+        // version asked for, whatever is installed will do.
+        let package = match (&options.version, installed_spec(name)) {
+            (None, Some(installed)) => installed,
+            (version, _) => package_spec(name, None, version.as_deref()),
+        };
+        return Ok(Box::new(PipExecutor::new(
+            name,
+            package,
+            options.install_if_missing,
+        )));
+    }
+    tried.push(format!(
+        "a pip-installed venv at {} (pass --install to install airbyte-{name})",
+        venv.display()
+    ));
     Ok(Box::new(
         docker_executor(name, None, options).as_fallback(tried),
     ))

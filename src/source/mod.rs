@@ -100,6 +100,18 @@ impl SourceBuilder {
         self
     }
 
+    /// The version wanted.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.options.version = Some(version.into());
+        self
+    }
+
+    /// Install the connector on first use if missing.
+    pub fn install_if_missing(mut self, yes: bool) -> Self {
+        self.options.install_if_missing = yes;
+        self
+    }
+
     /// Run this WebAssembly command component, sandboxed.
     pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
         self.options.wasm = Some(path.into());
@@ -115,6 +127,13 @@ impl SourceBuilder {
     /// The sandbox for a WASM or Docker source.
     pub fn sandbox(mut self, policy: SandboxPolicy) -> Self {
         self.options.policy = Some(policy);
+        self
+    }
+
+    /// Install the connector from this pip requirement or URL into its own venv
+    /// (PyAirbyte's `pip_url`).
+    pub fn pip_url(mut self, url: impl Into<String>) -> Self {
+        self.options.pip_url = Some(url.into());
         self
     }
 
@@ -172,6 +191,30 @@ impl Source {
     /// The source's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The connector's version, if its backend can tell.
+    ///
+    /// # Errors
+    /// When asking fails.
+    pub async fn version(&self) -> Result<Option<String>, SourceError> {
+        Ok(self.executor.version().await?)
+    }
+
+    /// Installs the connector (where its backend installs anything).
+    ///
+    /// # Errors
+    /// When installing fails.
+    pub async fn install(&self) -> Result<(), SourceError> {
+        Ok(self.executor.install().await?)
+    }
+
+    /// Removes what [`Source::install`] made.
+    ///
+    /// # Errors
+    /// When removing fails.
+    pub async fn uninstall(&self) -> Result<(), SourceError> {
+        Ok(self.executor.uninstall().await?)
     }
 
     fn config_or_err(&self) -> Result<&Value, SourceError> {
