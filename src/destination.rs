@@ -5,7 +5,6 @@
 //! Owns the user-facing API and nothing below it: resolution is [`crate::registry`],
 //! running is [`crate::executor`], the loop is [`crate::write`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -13,10 +12,9 @@ use tokio::io::AsyncRead;
 use tokio::sync::OnceCell;
 
 use crate::config::{self, ConfigError};
-use crate::executor::sandbox::SandboxPolicy;
 use crate::executor::{Executor, ExecutorError};
 use crate::protocol::{AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification};
-use crate::registry::{self, ExecutorOptions};
+use crate::registry::{self, ConnectorBuilder};
 use crate::write::WriteJob;
 
 /// Errors of the destination API.
@@ -46,11 +44,7 @@ pub enum DestinationError {
 /// # Ok(()) }
 /// ```
 pub fn get_destination(name: impl Into<String>) -> DestinationBuilder {
-    DestinationBuilder {
-        name: name.into(),
-        config: None,
-        options: ExecutorOptions::default(),
-    }
+    ConnectorBuilder::new(name)
 }
 
 /// The no-op destination: the built-in WASM dev-null in SILENT mode, sandboxed. It
@@ -65,87 +59,9 @@ pub fn get_noop_destination() -> Result<Destination, DestinationError> {
 }
 
 /// Builder returned by [`get_destination`].
-#[derive(Debug, Clone)]
-pub struct DestinationBuilder {
-    name: String,
-    config: Option<Value>,
-    options: ExecutorOptions,
-}
+pub type DestinationBuilder = ConnectorBuilder<Destination>;
 
-impl DestinationBuilder {
-    /// The destination's config.
-    pub fn config(mut self, config: Value) -> Self {
-        self.config = Some(config);
-        self
-    }
-
-    /// Run this local program (PyAirbyte's `local_executable`).
-    pub fn local_executable(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options.local_executable = Some(path.into());
-        self
-    }
-
-    /// Run this WebAssembly component, sandboxed.
-    pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options.wasm = Some(path.into());
-        self
-    }
-
-    /// The sandbox for a WASM component. Default: [`SandboxPolicy::new`] with the
-    /// default local root ([`crate::home::local_root`]) as `/local`.
-    pub fn sandbox(mut self, policy: SandboxPolicy) -> Self {
-        self.options.policy = Some(policy);
-        self
-    }
-
-    /// Run the connector's Docker image (PyAirbyte's `docker_image`): `""` for
-    /// `airbyte/<name>:<version or latest>`, else that image.
-    pub fn docker_image(mut self, image: impl Into<String>) -> Self {
-        self.options.docker_image = Some(image.into());
-        self
-    }
-
-    /// Give a Docker container the host's network, a WASM plugin network access
-    /// (PyAirbyte's `use_host_network`).
-    pub fn use_host_network(mut self, yes: bool) -> Self {
-        if yes {
-            let policy = self.options.policy.take().unwrap_or_default();
-            self.options.policy = Some(policy.allow_network());
-        }
-        self
-    }
-
-    /// Install the connector from this pip requirement or URL into its own venv
-    /// (PyAirbyte's `pip_url`).
-    pub fn pip_url(mut self, url: impl Into<String>) -> Self {
-        self.options.pip_url = Some(url.into());
-        self
-    }
-
-    /// Every executor option at once (the CLI's flags).
-    pub fn executor_options(mut self, options: ExecutorOptions) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// The version wanted (PyAirbyte's `version`).
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.options.version = Some(version.into());
-        self
-    }
-
-    /// Install the connector on first use if missing (PyAirbyte's `install_if_missing`).
-    pub fn install_if_missing(mut self, yes: bool) -> Self {
-        self.options.install_if_missing = yes;
-        self
-    }
-
-    /// An environment variable for the connector.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.env.push((key.into(), value.into()));
-        self
-    }
-
+impl ConnectorBuilder<Destination> {
     /// Resolves the connector.
     ///
     /// # Errors

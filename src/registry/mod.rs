@@ -25,6 +25,10 @@ use crate::executor::sandbox::SandboxPolicy;
 use crate::executor::wasm::{WasmExecutor, WasmSource};
 use crate::executor::{Executor, ExecutorError};
 
+mod builder;
+
+pub use builder::ConnectorBuilder;
+
 include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
 /// How the user asked for a connector to be run. Mirrors PyAirbyte's arguments.

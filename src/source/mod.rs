@@ -5,7 +5,6 @@
 //! It reads through an [`Executor`] (any backend) and hands the source's output on
 //! as raw lines: records are never parsed and re-serialised here.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -13,13 +12,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
 use crate::config::{self, ConfigError};
-use crate::executor::sandbox::SandboxPolicy;
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent, Session};
 use crate::protocol::{
     AirbyteCatalog, AirbyteConnectionStatus, AirbyteStream, ConfiguredAirbyteCatalog,
     ConfiguredAirbyteStream, ConnectorSpecification, DestinationSyncMode, Extra, SyncMode,
 };
-use crate::registry::{self, ExecutorOptions};
+use crate::registry::{self, ConnectorBuilder};
 
 /// Errors of the source API.
 #[derive(Debug, thiserror::Error)]
@@ -72,77 +70,13 @@ pub enum WriteStrategy {
 
 /// Starts building a source by name, as PyAirbyte's `get_source`.
 pub fn get_source(name: impl Into<String>) -> SourceBuilder {
-    SourceBuilder {
-        name: name.into(),
-        config: None,
-        options: ExecutorOptions::default(),
-    }
+    ConnectorBuilder::new(name)
 }
 
 /// Builder returned by [`get_source`].
-#[derive(Debug, Clone)]
-pub struct SourceBuilder {
-    name: String,
-    config: Option<Value>,
-    options: ExecutorOptions,
-}
+pub type SourceBuilder = ConnectorBuilder<Source>;
 
-impl SourceBuilder {
-    /// The source's config.
-    pub fn config(mut self, config: Value) -> Self {
-        self.config = Some(config);
-        self
-    }
-
-    /// Run this local program.
-    pub fn local_executable(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options.local_executable = Some(path.into());
-        self
-    }
-
-    /// The version wanted.
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.options.version = Some(version.into());
-        self
-    }
-
-    /// Install the connector on first use if missing.
-    pub fn install_if_missing(mut self, yes: bool) -> Self {
-        self.options.install_if_missing = yes;
-        self
-    }
-
-    /// Run this WebAssembly command component, sandboxed.
-    pub fn wasm(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options.wasm = Some(path.into());
-        self
-    }
-
-    /// Run this Docker image (`""`: `airbyte/<name>:<version or latest>`).
-    pub fn docker_image(mut self, image: impl Into<String>) -> Self {
-        self.options.docker_image = Some(image.into());
-        self
-    }
-
-    /// The sandbox for a WASM or Docker source.
-    pub fn sandbox(mut self, policy: SandboxPolicy) -> Self {
-        self.options.policy = Some(policy);
-        self
-    }
-
-    /// Install the connector from this pip requirement or URL into its own venv
-    /// (PyAirbyte's `pip_url`).
-    pub fn pip_url(mut self, url: impl Into<String>) -> Self {
-        self.options.pip_url = Some(url.into());
-        self
-    }
-
-    /// Every executor option at once (the CLI's flags).
-    pub fn executor_options(mut self, options: ExecutorOptions) -> Self {
-        self.options = options;
-        self
-    }
-
+impl ConnectorBuilder<Source> {
     /// Resolves the connector.
     ///
     /// # Errors

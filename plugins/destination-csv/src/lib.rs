@@ -17,10 +17,11 @@
 
 #![deny(missing_docs)]
 
-use std::fs;
 use std::path::PathBuf;
 
-use airlock_plugin_sdk::stream_files::{RowFormat, RowWriter, StreamFiles, push_integer};
+use airlock_plugin_sdk::stream_files::{
+    RowFormat, RowWriter, StreamFiles, check_folder, push_integer,
+};
 use airlock_plugin_sdk::{
     ConfiguredCatalog, Context, Destination, DestinationError, Record, RecordWriter,
 };
@@ -130,25 +131,7 @@ impl Destination for Csv {
     /// probe file in it.
     fn check(&self, config: &Value, ctx: &Context) -> Result<(), String> {
         let settings = Settings::read(config, ctx).map_err(|e| e.message)?;
-        let folder = &settings.folder;
-        fs::create_dir_all(folder).map_err(|e| {
-            format!(
-                "could not create the destination folder {}: {e}",
-                folder.display()
-            )
-        })?;
-        let token: String = std::iter::repeat_with(fastrand::alphanumeric)
-            .take(12)
-            .collect();
-        let probe = folder.join(format!("_airbyte_connection_check_{token}"));
-        fs::write(&probe, header(settings.delimiter)).map_err(|e| {
-            format!(
-                "could not write to the destination folder {}: {e}",
-                folder.display()
-            )
-        })?;
-        fs::remove_file(&probe)
-            .map_err(|e| format!("could not remove the check file {}: {e}", probe.display()))
+        check_folder(&settings.folder, &header(settings.delimiter))
     }
 
     fn open(

@@ -2,6 +2,7 @@
 //! [`WriteSession`] as a host would.
 
 use super::*;
+use std::fs;
 use std::path::Path;
 
 use airlock_plugin_sdk::{FailureType, WriteSession};

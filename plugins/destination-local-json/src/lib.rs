@@ -20,10 +20,11 @@
 
 #![deny(missing_docs)]
 
-use std::fs;
 use std::path::PathBuf;
 
-use airlock_plugin_sdk::stream_files::{RowFormat, RowWriter, StreamFiles, push_integer};
+use airlock_plugin_sdk::stream_files::{
+    RowFormat, RowWriter, StreamFiles, check_folder, push_integer,
+};
 use airlock_plugin_sdk::{
     ConfiguredCatalog, Context, Destination, DestinationError, Record, RecordWriter,
 };
@@ -51,24 +52,7 @@ impl Destination for LocalJson {
     /// in it.
     fn check(&self, config: &Value, ctx: &Context) -> Result<(), String> {
         let folder = destination_folder(config, ctx).map_err(|e| e.message)?;
-        fs::create_dir_all(&folder).map_err(|e| {
-            format!(
-                "could not create the destination folder {}: {e}",
-                folder.display()
-            )
-        })?;
-        let token: String = std::iter::repeat_with(fastrand::alphanumeric)
-            .take(12)
-            .collect();
-        let probe = folder.join(format!("_airbyte_connection_check_{token}"));
-        fs::write(&probe, b"{}\n").map_err(|e| {
-            format!(
-                "could not write to the destination folder {}: {e}",
-                folder.display()
-            )
-        })?;
-        fs::remove_file(&probe)
-            .map_err(|e| format!("could not remove the check file {}: {e}", probe.display()))
+        check_folder(&folder, b"{}\n")
     }
 
     fn open(

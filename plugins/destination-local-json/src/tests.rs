@@ -1,6 +1,7 @@
 //! Unit tests of the local-json destination, run through the SDK's
 //! [`WriteSession`] as a host would.
 
+use std::fs;
 use std::path::Path;
 
 use super::*;

@@ -133,6 +133,32 @@ impl StreamFiles {
     }
 }
 
+/// A file destination's `check`: creates `folder`, then writes `probe` into a file
+/// in it and removes that file.
+///
+/// # Errors
+/// A message naming the folder or file and what failed.
+pub fn check_folder(folder: &Path, probe: &[u8]) -> Result<(), String> {
+    std::fs::create_dir_all(folder).map_err(|e| {
+        format!(
+            "could not create the destination folder {}: {e}",
+            folder.display()
+        )
+    })?;
+    let token: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(12)
+        .collect();
+    let file = folder.join(format!("_airbyte_connection_check_{token}"));
+    std::fs::write(&file, probe).map_err(|e| {
+        format!(
+            "could not write to the destination folder {}: {e}",
+            folder.display()
+        )
+    })?;
+    std::fs::remove_file(&file)
+        .map_err(|e| format!("could not remove the check file {}: {e}", file.display()))
+}
+
 /// How a file destination turns a record into its row: one line, ending in `\n`.
 pub trait RowFormat: Send {
     /// Appends the row of `record` to `line`; `id` is its new `_airbyte_ab_id`.
