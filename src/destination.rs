@@ -15,6 +15,7 @@ use crate::config::{self, ConfigError};
 use crate::executor::{Executor, ExecutorError};
 use crate::protocol::{AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification};
 use crate::registry::{self, ConnectorBuilder};
+use crate::sync::{SyncJob, WriteInput};
 use crate::write::WriteJob;
 
 /// Errors of the destination API.
@@ -184,17 +185,53 @@ impl Destination {
         Ok(self.executor.uninstall().await?)
     }
 
+    /// Starts a write of a [`Source`] (streamed straight in, or through a cache) or
+    /// of a [`ReadResult`] (replayed from its cache), as PyAirbyte's
+    /// `Destination.write(source_data, ...)`. Set streams, cache, state cache,
+    /// strategy and full refresh on the returned job, then `run()` it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// let source = airlock::source::get_source("source-faker")
+    ///     .config(serde_json::json!({"count": 1000}))
+    ///     .build()?;
+    /// let dest = airlock::get_noop_destination()?;
+    /// let state = Arc::new(airlock::state::StateStore::open("state.db")?);
+    /// let result = dest.write(&source).state_cache(state).run().await?;
+    /// println!("{} records confirmed", result.write.records_confirmed);
+    /// # Ok(()) }
+    /// ```
+    pub fn write<'a>(&'a self, data: impl Into<WriteInput<'a>>) -> SyncJob<'a> {
+        SyncJob::new(data.into(), self)
+    }
+
     /// Starts a write of `input` (newline-delimited Airbyte messages) with `catalog`.
     /// Set state persistence and options on the returned job, then `run()` it.
     ///
     /// # Errors
     /// [`DestinationError::NoConfig`] when no config was given.
-    pub fn write(
+    pub fn write_messages(
         &self,
         input: impl AsyncRead + Send + Unpin + 'static,
         catalog: ConfiguredAirbyteCatalog,
     ) -> Result<WriteJob<'_>, DestinationError> {
         let config = self.config_or_err()?.clone();
-        Ok(WriteJob::new(self.executor.as_ref(), config, catalog).input(input))
+        Ok(self.write_messages_with_config(config, input, catalog))
+    }
+
+    /// The config given to the destination, if any.
+    pub fn config(&self) -> Option<&Value> {
+        self.config.as_ref()
+    }
+
+    /// [`Destination::write_messages`] with the config to run with.
+    pub(crate) fn write_messages_with_config(
+        &self,
+        config: Value,
+        input: impl AsyncRead + Send + Unpin + 'static,
+        catalog: ConfiguredAirbyteCatalog,
+    ) -> WriteJob<'_> {
+        WriteJob::new(self.executor.as_ref(), config, catalog).input(input)
     }
 }

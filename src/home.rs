@@ -21,6 +21,11 @@ pub fn state_db() -> PathBuf {
     dir().join("state.db")
 }
 
+/// The default read cache: `<home>/cache/default.sqlite`.
+pub fn default_cache() -> PathBuf {
+    dir().join("cache").join("default.sqlite")
+}
+
 /// The default local root, mapped to `/local` inside sandboxes: `<home>/local`.
 pub fn local_root() -> PathBuf {
     dir().join("local")

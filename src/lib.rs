@@ -17,6 +17,7 @@ pub use destination::{
     Destination, DestinationBuilder, DestinationError, get_destination, get_noop_destination,
 };
 pub mod bench;
+pub mod cache;
 pub mod cli;
 pub mod home;
 pub mod source;

@@ -1,20 +1,76 @@
-//! `sync`: a source into a destination, and the state round trip around it.
+//! `sync`: PyAirbyte's `Destination.write(source_data, ...)` — a source or a cached
+//! read into a destination, and the state round trip around it.
 //!
-//! Owns the order of a sync: build the configured catalog for the write strategy,
-//! hand the source the state its last run left confirmed (unless a full refresh),
-//! stream its output straight into the write loop (no cache, no re-serialising),
-//! and report whichever side failed first. Persisting confirmed states stays with
-//! [`crate::write`]; this module never commits a state itself.
+//! Owns the order of a sync: build the configured catalog for the write strategy;
+//! either stream the source's bytes straight into the write loop (no cache, no
+//! re-serialising) handing it the state the destination last confirmed, or read
+//! the source into the cache (resuming from the cache's state) and replay to the
+//! destination only what it has not yet confirmed; persist connector configs
+//! updated by CONTROL messages; report whichever side failed first. Persisting
+//! confirmed states stays with [`crate::write`]; this module never commits a
+//! state itself.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
+
+use crate::cache::replay::{ReplayPlan, SentStates, replay, resume_catalog};
+use crate::cache::{Cache, CacheError, ControlCallback, ReadResult, stream_slot};
 use crate::destination::{Destination, DestinationError};
 use crate::executor::ExecutorError;
-use crate::source::{Source, SourceError, WriteStrategy};
+use crate::protocol::ConfiguredAirbyteCatalog;
+use crate::source::{ReadOptions, Source, SourceError, WriteStrategy, configure};
 use crate::state::{StateError, StateStore, SyncKey};
 use crate::write::{
-    Progress, ProgressCallback, StateTarget, WriteError, WriteOptions, WriteResult,
+    Progress, ProgressCallback, StateTarget, WriteError, WriteJob, WriteOptions, WriteResult,
 };
+
+/// What a [`Destination::write`] takes: a source, or a read already cached.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteInput<'a> {
+    /// Read this source (through the cache, unless it is off).
+    Source(&'a Source),
+    /// Replay this cached read.
+    ReadResult(&'a ReadResult),
+}
+
+impl<'a> From<&'a Source> for WriteInput<'a> {
+    fn from(source: &'a Source) -> Self {
+        Self::Source(source)
+    }
+}
+
+impl<'a> From<&'a ReadResult> for WriteInput<'a> {
+    fn from(read: &'a ReadResult) -> Self {
+        Self::ReadResult(read)
+    }
+}
+
+/// Which side of a sync a connector is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorRole {
+    /// The source.
+    Source,
+    /// The destination.
+    Destination,
+}
+
+/// A connector replaced its config with a CONTROL `connectorConfig` message.
+#[derive(Debug, Clone)]
+pub struct ConfigUpdate {
+    /// Which side.
+    pub role: ConnectorRole,
+    /// The connector's name.
+    pub connector: String,
+    /// The new config. With a state cache it is stored and used by the next run
+    /// that is given the same original config.
+    pub config: Value,
+}
+
+/// A callback for [`ConfigUpdate`]s.
+pub type ConfigCallback = Arc<dyn Fn(&ConfigUpdate) + Send + Sync>;
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +84,9 @@ pub enum SyncError {
     /// The state store failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     /// The write failed; what it confirmed is persisted.
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -49,52 +108,99 @@ pub enum SyncError {
 pub struct SyncResult {
     /// The source's name.
     pub source: String,
-    /// Whether a stored state was handed to the source.
+    /// Whether the source was handed a stored state (an incremental run).
     pub resumed_from_state: bool,
+    /// The cache the data went through, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<std::path::PathBuf>,
+    /// Records the source produced in this run (with a cache: records it added).
+    pub records_read: u64,
     /// The write's counts.
     #[serde(flatten)]
     pub write: WriteResult,
 }
 
-/// One sync, built then run.
+/// Whether and where a source is cached on its way.
+#[derive(Debug, Clone, Default)]
+enum CacheChoice {
+    /// `<airlock home>/cache/default.sqlite`.
+    #[default]
+    Default,
+    /// Stream straight through.
+    Off,
+    /// This cache.
+    Use(Arc<Cache>),
+}
+
+/// One write of a source or a cached read into a destination, built then run
+/// (PyAirbyte's `Destination.write(source_data, streams, cache, state_cache,
+/// write_strategy, force_full_refresh)`).
 pub struct SyncJob<'a> {
-    source: &'a Source,
+    input: WriteInput<'a>,
     destination: &'a Destination,
-    strategy: WriteStrategy,
+    strategy: Option<WriteStrategy>,
     full_refresh: bool,
+    streams: Option<Vec<String>>,
+    cache: CacheChoice,
     state: Option<Arc<StateStore>>,
     options: WriteOptions,
     progress: Option<ProgressCallback>,
+    on_config: Option<ConfigCallback>,
 }
 
 impl<'a> SyncJob<'a> {
-    /// A sync of `source` into `destination` with the AUTO strategy and no state.
-    pub fn new(source: &'a Source, destination: &'a Destination) -> Self {
+    /// A write of `input` into `destination`: the AUTO strategy, the default cache,
+    /// no state cache. [`Destination::write`] is the usual way in.
+    pub fn new(input: WriteInput<'a>, destination: &'a Destination) -> Self {
         Self {
-            source,
+            input,
             destination,
-            strategy: WriteStrategy::Auto,
+            strategy: None,
             full_refresh: false,
+            streams: None,
+            cache: CacheChoice::Default,
             state: None,
             options: WriteOptions::default(),
             progress: None,
+            on_config: None,
         }
     }
 
-    /// The write strategy.
-    pub fn strategy(mut self, strategy: WriteStrategy) -> Self {
-        self.strategy = strategy;
+    /// Only these streams (they must be in the source's catalog, or the read's).
+    pub fn streams(mut self, streams: &[impl AsRef<str>]) -> Self {
+        self.streams = Some(streams.iter().map(|s| s.as_ref().to_owned()).collect());
         self
     }
 
-    /// Ignore stored state and read everything (PyAirbyte's `force_full_refresh`).
+    /// The write strategy (default AUTO; for a cached read, the strategy it was
+    /// read with).
+    pub fn strategy(mut self, strategy: WriteStrategy) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// Ignore stored state and read (or replay) everything (PyAirbyte's
+    /// `force_full_refresh`).
     pub fn force_full_refresh(mut self, yes: bool) -> Self {
         self.full_refresh = yes;
         self
     }
 
-    /// Keep confirmed states here and resume from them (PyAirbyte's `state_cache`).
-    pub fn state_store(mut self, store: Arc<StateStore>) -> Self {
+    /// Read the source through this cache.
+    pub fn cache(mut self, cache: Arc<Cache>) -> Self {
+        self.cache = CacheChoice::Use(cache);
+        self
+    }
+
+    /// Stream the source straight into the destination (PyAirbyte's `cache=False`).
+    pub fn no_cache(mut self) -> Self {
+        self.cache = CacheChoice::Off;
+        self
+    }
+
+    /// Keep confirmed states (and updated connector configs) here and resume from
+    /// them (PyAirbyte's `state_cache`). Without it, nothing is kept.
+    pub fn state_cache(mut self, store: Arc<StateStore>) -> Self {
         self.state = Some(store);
         self
     }
@@ -111,38 +217,216 @@ impl<'a> SyncJob<'a> {
         self
     }
 
-    /// Runs the sync to the end.
+    /// Called when a connector replaces its config (CONTROL `connectorConfig`).
+    pub fn on_config_update(
+        mut self,
+        callback: impl Fn(&ConfigUpdate) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_config = Some(Arc::new(callback));
+        self
+    }
+
+    /// Runs the write to the end.
     ///
     /// # Errors
     /// [`SyncError`]: the side that failed first, with what was confirmed.
-    pub async fn run(self) -> Result<SyncResult, SyncError> {
-        let catalog = self
-            .source
-            .configured_catalog(self.strategy, self.full_refresh)
+    pub async fn run(mut self) -> Result<SyncResult, SyncError> {
+        let source_name = match self.input {
+            WriteInput::Source(source) => source.name().to_owned(),
+            WriteInput::ReadResult(read) => read.source_name().to_owned(),
+        };
+        let given = self
+            .destination
+            .config()
+            .ok_or_else(|| DestinationError::NoConfig(self.destination.name().to_owned()))?
+            .clone();
+        let destination_config = self.current_config(self.destination.name(), &given)?;
+        let key = SyncKey::new(&source_name, self.destination.name());
+        match self.input {
+            WriteInput::ReadResult(read) => {
+                let write = self
+                    .write_cached(read, &key, destination_config, &given)
+                    .await?;
+                Ok(SyncResult {
+                    source: source_name,
+                    resumed_from_state: false,
+                    cache: Some(read.cache().path().to_owned()),
+                    records_read: 0,
+                    write,
+                })
+            }
+            WriteInput::Source(source) => {
+                let source_given = source
+                    .config()
+                    .ok_or_else(|| SourceError::NoConfig(source.name().to_owned()))?
+                    .clone();
+                let source_config = self.current_config(source.name(), &source_given)?;
+                let control =
+                    self.control_callback(ConnectorRole::Source, source.name(), &source_given);
+                let cache = match &self.cache {
+                    CacheChoice::Off => None,
+                    CacheChoice::Default => Some(Cache::open_default()?),
+                    CacheChoice::Use(cache) => Some(cache.clone()),
+                };
+                match cache {
+                    None => {
+                        self.stream_through(
+                            source,
+                            key,
+                            source_config,
+                            control,
+                            destination_config,
+                            &given,
+                        )
+                        .await
+                    }
+                    Some(cache) => {
+                        let resumed_from_state =
+                            !self.full_refresh && !cache.source_state(source.name())?.is_empty();
+                        let options = ReadOptions {
+                            strategy: self.strategy.unwrap_or_default(),
+                            force_full_refresh: self.full_refresh,
+                            streams: self.streams.clone(),
+                        };
+                        let (read, read_failure) = match source
+                            .read_into_cache(&cache, options, source_config, Some(control))
+                            .await
+                        {
+                            Ok(read) => (read, None),
+                            // What the source emitted up to its last state is cached:
+                            // deliver it, then report the source's failure.
+                            Err(SourceError::ReadFailed { source: error, .. }) => (
+                                ReadResult::from_cache(cache.clone(), source.name())?,
+                                Some(error),
+                            ),
+                            Err(other) => return Err(other.into()),
+                        };
+                        let records_read = read.total_records_read();
+                        let mut write = self
+                            .write_cached(&read, &key, destination_config, &given)
+                            .await?;
+                        if let Some(error) = read_failure {
+                            return Err(SyncError::SourceFailed {
+                                source: error,
+                                partial: Box::new(write),
+                            });
+                        }
+                        for (name, totals) in &mut write.streams {
+                            totals.read = Some(read.records_read().get(name).copied().unwrap_or(0));
+                        }
+                        Ok(SyncResult {
+                            source: source_name,
+                            resumed_from_state,
+                            cache: Some(cache.path().to_owned()),
+                            records_read,
+                            write,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// The config to run `connector` with: the one it last set through CONTROL
+    /// while given `given`, else `given`.
+    fn current_config(&self, connector: &str, given: &Value) -> Result<Value, StateError> {
+        Ok(match &self.state {
+            Some(store) => store
+                .updated_config(connector, given)?
+                .unwrap_or_else(|| given.clone()),
+            None => given.clone(),
+        })
+    }
+
+    /// Persists a connector's updated config (with a state cache) and tells the
+    /// library's callback.
+    fn control_callback(
+        &self,
+        role: ConnectorRole,
+        connector: &str,
+        given: &Value,
+    ) -> ControlCallback {
+        let store = self.state.clone();
+        let user = self.on_config.clone();
+        let connector = connector.to_owned();
+        let given = given.clone();
+        Arc::new(move |config: &Value| {
+            if let Some(store) = &store {
+                match store.save_updated_config(&connector, &given, config) {
+                    Ok(()) => tracing::info!(
+                        "{connector} updated its config (CONTROL connectorConfig); stored for the next run"
+                    ),
+                    Err(error) => tracing::error!(
+                        "{connector} updated its config (CONTROL connectorConfig), but storing it failed: {error}"
+                    ),
+                }
+            } else {
+                tracing::warn!(
+                    "{connector} updated its config (CONTROL connectorConfig); without a state cache it is not kept"
+                );
+            }
+            if let Some(user) = &user {
+                user(&ConfigUpdate {
+                    role,
+                    connector: connector.clone(),
+                    config: config.clone(),
+                });
+            }
+        })
+    }
+
+    /// Common settings of a write job.
+    fn prepare<'j>(&mut self, mut job: WriteJob<'j>, key: &SyncKey, given: &Value) -> WriteJob<'j> {
+        job = job
+            .options(self.options.clone())
+            .on_destination_control(self.control_callback(
+                ConnectorRole::Destination,
+                self.destination.name(),
+                given,
+            ));
+        if let Some(store) = &self.state {
+            job = job.state(StateTarget {
+                store: store.clone(),
+                key: key.clone(),
+            });
+        }
+        if let Some(progress) = self.progress.take() {
+            job = job.on_progress(progress);
+        }
+        job
+    }
+
+    /// No cache: the source's bytes go straight into the write loop, and the source
+    /// resumes from what the destination confirmed last time.
+    async fn stream_through(
+        mut self,
+        source: &Source,
+        key: SyncKey,
+        source_config: Value,
+        control: ControlCallback,
+        destination_config: Value,
+        given: &Value,
+    ) -> Result<SyncResult, SyncError> {
+        let catalog = source
+            .configured_catalog_of(
+                self.strategy.unwrap_or_default(),
+                self.full_refresh,
+                self.streams.as_deref(),
+            )
             .await?;
-        let key = SyncKey::new(self.source.name(), self.destination.name());
         let input_state = match (&self.state, self.full_refresh) {
             (Some(store), false) => store.load(&key)?.to_input_state(),
             _ => None,
         };
         let resumed_from_state = input_state.is_some();
-        let mut stream = self
-            .source
-            .read_stream(catalog.clone(), input_state)
+        let mut stream = source
+            .read_stream_with_config(source_config, catalog.clone(), input_state)
             .await?;
-        let mut job = self
+        let job = self
             .destination
-            .write(stream.reader, catalog)?
-            .options(self.options);
-        if let Some(store) = &self.state {
-            job = job.state(StateTarget {
-                store: store.clone(),
-                key,
-            });
-        }
-        if let Some(progress) = self.progress {
-            job = job.on_progress(progress);
-        }
+            .write_messages_with_config(destination_config, stream.reader, catalog)
+            .on_input_control(control);
+        let job = self.prepare(job, &key, given);
         let written = job.run().await;
         if written.is_err() {
             stream.session.abort(); // the destination is gone: stop reading
@@ -154,11 +438,135 @@ impl<'a> SyncJob<'a> {
                 source,
                 partial: Box::new(partial),
             }),
-            (Ok(write), Ok(())) => Ok(SyncResult {
-                source: self.source.name().to_owned(),
-                resumed_from_state,
-                write,
-            }),
+            (Ok(mut write), Ok(())) => {
+                for totals in write.streams.values_mut() {
+                    totals.read = Some(totals.sent);
+                }
+                Ok(SyncResult {
+                    source: source.name().to_owned(),
+                    resumed_from_state,
+                    cache: None,
+                    records_read: write.records_sent,
+                    write,
+                })
+            }
         }
     }
+
+    /// Replays `read` into the destination: only what it has not confirmed, unless
+    /// a full refresh.
+    async fn write_cached(
+        &mut self,
+        read: &ReadResult,
+        key: &SyncKey,
+        destination_config: Value,
+        given: &Value,
+    ) -> Result<WriteResult, SyncError> {
+        let cache = read.cache().clone();
+        let mut catalog = self.replay_catalog(read)?;
+        let positions = if self.full_refresh {
+            Default::default()
+        } else {
+            cache.positions(read.source_name(), self.destination.name())?
+        };
+        let plan = ReplayPlan {
+            source: read.source_name().to_owned(),
+            slots: catalog
+                .streams
+                .iter()
+                .map(|s| stream_slot(&s.stream.name, s.stream.namespace.as_deref()))
+                .collect::<HashSet<_>>(),
+            positions,
+        };
+        resume_catalog(&mut catalog, &plan, &cache.first_rows(read.source_name())?);
+
+        let (writer, reader) = tokio::io::duplex(1024 * 1024);
+        let sent: SentStates = Arc::new(Mutex::new(Vec::new()));
+        let replaying = {
+            let cache = cache.clone();
+            let sent = sent.clone();
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || replay(&cache, &plan, writer, sent, runtime))
+        };
+        let (source, destination) = (
+            read.source_name().to_owned(),
+            self.destination.name().to_owned(),
+        );
+        let mut moved = 0usize;
+        let job = self
+            .destination
+            .write_messages_with_config(destination_config, reader, catalog)
+            .on_states_confirmed(move |confirmed| {
+                let confirmed = confirmed as usize;
+                let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+                let upto = confirmed.min(sent.len());
+                if upto > moved {
+                    if let Err(error) = cache.confirm(&source, &destination, &sent[moved..upto]) {
+                        tracing::warn!(
+                            "the cache could not record what {destination} confirmed ({error}); \
+                             the next write of this cache resends it"
+                        );
+                    }
+                    moved = upto;
+                }
+            });
+        let job = self.prepare(job, key, given);
+        let written = job.run().await;
+        let replayed = replaying.await;
+        let write = written?;
+        match replayed {
+            Ok(Ok(_)) => Ok(write),
+            Ok(Err(error)) => Err(error.into()),
+            Err(join) => Err(CacheError::Sqlite {
+                path: read.cache().path().to_owned(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(join)),
+            }
+            .into()),
+        }
+    }
+
+    /// The cached catalog, narrowed to the chosen streams and re-planned for an
+    /// explicit strategy.
+    fn replay_catalog(&self, read: &ReadResult) -> Result<ConfiguredAirbyteCatalog, SyncError> {
+        let mut catalog = read.catalog().clone();
+        if let Some(wanted) = &self.streams {
+            let available = read.streams();
+            if let Some(unknown) = wanted.iter().find(|w| {
+                !catalog
+                    .streams
+                    .iter()
+                    .any(|s| &s.stream.name == *w || &available_name(s) == *w)
+            }) {
+                return Err(CacheError::UnknownStream {
+                    source_name: read.source_name().to_owned(),
+                    stream: unknown.clone(),
+                    available,
+                }
+                .into());
+            }
+            catalog.streams.retain(|s| {
+                wanted
+                    .iter()
+                    .any(|w| &s.stream.name == w || &available_name(s) == w)
+            });
+        }
+        if let Some(strategy) = self.strategy {
+            for stream in &mut catalog.streams {
+                let sync_mode = stream.sync_mode;
+                let planned = configure(&stream.stream, strategy, false)?;
+                stream.destination_sync_mode = planned.destination_sync_mode;
+                stream.primary_key = planned.primary_key;
+                stream.sync_mode = sync_mode;
+            }
+        }
+        Ok(catalog)
+    }
+}
+
+fn available_name(stream: &crate::protocol::ConfiguredAirbyteStream) -> String {
+    crate::protocol::StreamDescriptor::with_namespace(
+        &stream.stream.name,
+        stream.stream.namespace.clone(),
+    )
+    .to_string()
 }

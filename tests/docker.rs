@@ -365,7 +365,7 @@ fn fifty_runs_with_failures_leave_no_container_behind() {
                 .build()
                 .expect("build");
             let result = dest
-                .write(std::io::Cursor::new(input(10)), catalog.clone())
+                .write_messages(std::io::Cursor::new(input(10)), catalog.clone())
                 .expect("job")
                 .run()
                 .await;

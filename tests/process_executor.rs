@@ -173,7 +173,7 @@ async fn the_library_api_mirrors_pyairbyte() {
     let catalog = serde_json::from_str(&catalog(&[("users", None)])).expect("catalog");
     let input = lines(&[record("users", json!({"id": 1})), state("users", 1)]);
     let result = dest
-        .write(std::io::Cursor::new(input), catalog)
+        .write_messages(std::io::Cursor::new(input), catalog)
         .expect("job")
         .run()
         .await

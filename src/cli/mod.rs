@@ -5,6 +5,8 @@
 //! mapping errors to exit codes: 0 ok, 1 the connector failed, 2 bad usage or bad
 //! input. It holds no sync logic of its own.
 
+pub mod progress;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use crate::protocol::{ConfiguredAirbyteCatalog, ConnectionStatus};
 use crate::registry::ExecutorOptions;
 use crate::source::{SourceError, WriteStrategy};
 use crate::state::{StateStore, SyncKey};
-use crate::sync::{SyncError, SyncJob};
+use crate::sync::SyncError;
 use crate::write::{StateTarget, WriteError, WriteFailure, WriteOptions, WriteResult};
 
 /// Run Airbyte-protocol destinations: sandboxed, in Docker, or as local executables.
@@ -246,6 +248,12 @@ pub struct SyncArgs {
     /// Ignore stored state: read everything.
     #[arg(long)]
     pub full_refresh: bool,
+    /// Stream the source straight into the destination, with no cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The read cache. Default: $AIRLOCK_HOME/cache/default.sqlite.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_cache")]
+    pub cache_path: Option<PathBuf>,
     /// State database. Default: $AIRLOCK_HOME/state.db.
     #[arg(long, value_name = "PATH")]
     pub state_db: Option<PathBuf>,
@@ -494,11 +502,11 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
     let options = WriteOptions {
         max_line_bytes: args.max_line_bytes,
         stall_timeout: Duration::from_secs(args.stall_timeout),
-        progress_interval: Duration::from_secs(5),
+        progress_interval: progress::interval(args.json),
         ..WriteOptions::default()
     };
     let mut job = destination
-        .write(input, catalog)
+        .write_messages(input, catalog)
         .map_err(from_destination)?
         .options(options);
     if !args.no_state {
@@ -509,19 +517,13 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
             key: SyncKey::new(&args.source_name, &name),
         });
     }
-    if !args.json {
-        job = job.on_progress(|p| {
-            let secs = p.elapsed.as_secs_f64().max(1e-9);
-            eprintln!(
-                "airlock: {} records sent ({:.0}/s, {:.1} MB/s), {} confirmed",
-                p.records_sent,
-                p.records_sent as f64 / secs,
-                p.bytes_sent as f64 / 1e6 / secs,
-                p.records_confirmed
-            );
-        });
+    let display = progress::Display::new(args.json);
+    if let Some(callback) = display.callback() {
+        job = job.on_progress(callback);
     }
-    match job.run().await {
+    let outcome = job.run().await;
+    display.finish();
+    match outcome {
         Ok(result) => {
             print_result(&result, args.json);
             Ok(ExitCode::SUCCESS)
@@ -539,17 +541,6 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
             })
         }
     }
-}
-
-fn progress_line(p: &crate::write::Progress) {
-    let secs = p.elapsed.as_secs_f64().max(1e-9);
-    eprintln!(
-        "airlock: {} records sent ({:.0}/s, {:.1} MB/s), {} confirmed",
-        p.records_sent,
-        p.records_sent as f64 / secs,
-        p.bytes_sent as f64 / 1e6 / secs,
-        p.records_confirmed
-    );
 }
 
 async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
@@ -571,7 +562,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
         SourceError::Executor(e) => from_executor(e),
         other => usage(other),
     };
-    let mut source = crate::source::get_source(&args.source)
+    let source = crate::source::get_source(&args.source)
         .executor_options(source_options)
         .config(source_config)
         .build()
@@ -581,38 +572,52 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
         .validate_config()
         .await
         .map_err(from_destination)?;
-    if !args.streams.is_empty() {
-        source
-            .select_streams(&args.streams)
-            .await
-            .map_err(source_error)?;
-    }
-    let mut job = SyncJob::new(&source, &destination)
+    let mut job = destination
+        .write(&source)
         .strategy(args.strategy)
         .force_full_refresh(args.full_refresh)
         .options(WriteOptions {
-            progress_interval: Duration::from_secs(5),
+            progress_interval: progress::interval(args.json),
             ..WriteOptions::default()
         });
+    if !args.streams.is_empty() {
+        job = job.streams(&args.streams);
+    }
+    if args.no_cache {
+        job = job.no_cache();
+    } else if let Some(path) = &args.cache_path {
+        job = job.cache(crate::cache::Cache::open(path).map_err(usage)?);
+    }
     if !args.no_state {
         let path = args.state_db.clone().unwrap_or_else(crate::home::state_db);
-        job = job.state_store(Arc::new(StateStore::open(&path).map_err(usage)?));
+        job = job.state_cache(Arc::new(StateStore::open(&path).map_err(usage)?));
     }
-    if !args.json {
-        job = job.on_progress(progress_line);
+    let display = progress::Display::new(args.json);
+    if let Some(callback) = display.callback() {
+        job = job.on_progress(callback);
     }
-    match job.run().await {
+    let outcome = job.run().await;
+    display.finish();
+    match outcome {
         Ok(result) => {
             if args.json {
                 println!("{}", serde_json::to_string(&result).unwrap_or_default());
             } else {
                 if result.resumed_from_state {
+                    println!("{}: resumed from the state of its last run", result.source);
+                }
+                if let Some(cache) = &result.cache {
                     println!(
-                        "{}: resumed from the state confirmed by the last sync",
-                        result.source
+                        "{}: {} records read into the cache {}",
+                        result.source,
+                        result.records_read,
+                        cache.display()
                     );
                 }
                 print_result(&result.write, false);
+            }
+            for warning in &result.write.warnings {
+                eprintln!("airlock: warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -636,6 +641,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
             })
         }
         Err(SyncError::Source(e)) => Err(source_error(e)),
+        Err(SyncError::Cache(e)) => Err(usage(e)),
         Err(SyncError::Destination(e)) => Err(from_destination(e)),
         Err(other) => Err(usage(other)),
     }

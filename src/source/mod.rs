@@ -11,6 +11,8 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
+use crate::cache::fill::{FillPlan, fill};
+use crate::cache::{Cache, CacheError, ControlCallback, ReadResult};
 use crate::config::{self, ConfigError};
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent, Session};
 use crate::protocol::{
@@ -41,6 +43,21 @@ pub enum SourceError {
         /// The streams it has.
         available: Vec<String>,
     },
+    /// The read cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The source failed during a read into the cache; what it emitted up to its
+    /// last state is kept there.
+    #[error(
+        "{source}\n  the {records_kept} records it emitted up to its last state are kept in the cache; \
+         the next read resumes from there"
+    )]
+    ReadFailed {
+        /// The source's error.
+        source: ExecutorError,
+        /// Records committed to the cache by this read.
+        records_kept: u64,
+    },
     /// MERGE needs a primary key.
     #[error(
         "stream {stream} has no primary key, so it cannot be written with the merge strategy; \
@@ -66,6 +83,19 @@ pub enum WriteStrategy {
     Replace,
     /// `append_dedup` (needs a primary key).
     Merge,
+}
+
+/// How a read into the cache goes (PyAirbyte's `read(write_strategy=..,
+/// force_full_refresh=..)`).
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Decides each stream's destination sync mode, kept with the cached catalog.
+    pub strategy: WriteStrategy,
+    /// Read everything, and start the source's log in the cache again.
+    pub force_full_refresh: bool,
+    /// Only these streams (checked against the source's catalog); `None`: the
+    /// source's selection ([`Source::select_streams`]).
+    pub streams: Option<Vec<String>>,
 }
 
 /// Starts building a source by name, as PyAirbyte's `get_source`.
@@ -236,14 +266,34 @@ impl Source {
         strategy: WriteStrategy,
         full_refresh: bool,
     ) -> Result<ConfiguredAirbyteCatalog, SourceError> {
+        self.configured_catalog_of(strategy, full_refresh, None)
+            .await
+    }
+
+    /// [`Source::configured_catalog`] of `streams` (checked), or of the selection.
+    pub(crate) async fn configured_catalog_of(
+        &self,
+        strategy: WriteStrategy,
+        full_refresh: bool,
+        streams: Option<&[String]>,
+    ) -> Result<ConfiguredAirbyteCatalog, SourceError> {
         let catalog = self.discover().await?;
+        if let Some(wanted) = streams {
+            let available: Vec<String> = catalog.streams.iter().map(|s| s.name.clone()).collect();
+            if let Some(unknown) = wanted.iter().find(|w| !available.contains(w)) {
+                return Err(SourceError::UnknownStream {
+                    connector: self.name.clone(),
+                    stream: unknown.clone(),
+                    available,
+                });
+            }
+        }
+        let selected = streams
+            .map(<[String]>::to_vec)
+            .or_else(|| self.selected.clone());
         let mut streams = Vec::new();
         for stream in &catalog.streams {
-            if self
-                .selected
-                .as_ref()
-                .is_some_and(|s| !s.contains(&stream.name))
-            {
+            if selected.as_ref().is_some_and(|s| !s.contains(&stream.name)) {
                 continue;
             }
             streams.push(configure(stream, strategy, full_refresh)?);
@@ -251,6 +301,99 @@ impl Source {
         Ok(ConfiguredAirbyteCatalog {
             streams,
             extra: Extra::new(),
+        })
+    }
+
+    /// Reads the selected streams into `cache`, resuming from the state the
+    /// source's last read left there, and returns what was read
+    /// (PyAirbyte's `source.read(cache)`).
+    ///
+    /// # Errors
+    /// [`SourceError::ReadFailed`] when the source fails mid-stream (what it
+    /// emitted up to its last state stays cached); a cache or setup error.
+    pub async fn read(&self, cache: &Arc<Cache>) -> Result<ReadResult, SourceError> {
+        self.read_with(cache, ReadOptions::default()).await
+    }
+
+    /// [`Source::read`] with options.
+    ///
+    /// # Errors
+    /// As [`Source::read`].
+    pub async fn read_with(
+        &self,
+        cache: &Arc<Cache>,
+        options: ReadOptions,
+    ) -> Result<ReadResult, SourceError> {
+        let config = self.config_or_err()?.clone();
+        self.read_into_cache(cache, options, config, None).await
+    }
+
+    /// [`Source::read_with`] with the config to run with and a CONTROL callback.
+    pub(crate) async fn read_into_cache(
+        &self,
+        cache: &Arc<Cache>,
+        options: ReadOptions,
+        config: Value,
+        control: Option<ControlCallback>,
+    ) -> Result<ReadResult, SourceError> {
+        let catalog = self
+            .configured_catalog_of(
+                options.strategy,
+                options.force_full_refresh,
+                options.streams.as_deref(),
+            )
+            .await?;
+        let state = if options.force_full_refresh {
+            None
+        } else {
+            cache.source_state(&self.name)?.to_input_state()
+        };
+        let mut session = self
+            .executor
+            .run(Invocation::Read {
+                config,
+                catalog: catalog.clone(),
+                state,
+            })
+            .await?;
+        let output = std::mem::replace(&mut session.output, tokio::sync::mpsc::channel(1).1);
+        let (keep_tail, keep_tail_rx) = tokio::sync::oneshot::channel();
+        let plan = FillPlan {
+            source: self.name.clone(),
+            catalog: catalog.clone(),
+            restart: options.force_full_refresh,
+            control,
+        };
+        let filling = {
+            let cache = cache.clone();
+            tokio::task::spawn_blocking(move || fill(&cache, plan, output, keep_tail_rx))
+        };
+        let exit = session.exit.await;
+        let _ = keep_tail.send(exit.is_ok());
+        let summary = filling.await.map_err(|e| ExecutorError::Io {
+            connector: self.name.clone(),
+            context: "filling the cache",
+            source: std::io::Error::other(e),
+        })??;
+        if let Err(source) = exit {
+            return Err(SourceError::ReadFailed {
+                source,
+                records_kept: summary.records.values().sum(),
+            });
+        }
+        if summary.lines_skipped > 0 {
+            tracing::warn!(
+                "{}: {} output lines were not Airbyte messages and were not cached",
+                self.name,
+                summary.lines_skipped
+            );
+        }
+        Ok(ReadResult {
+            cache: cache.clone(),
+            source: self.name.clone(),
+            catalog: cache.catalog(&self.name)?,
+            records_read: summary.records,
+            states_read: summary.states,
         })
     }
 
@@ -264,6 +407,21 @@ impl Source {
         state: Option<Value>,
     ) -> Result<SourceStream, SourceError> {
         let config = self.config_or_err()?.clone();
+        self.read_stream_with_config(config, catalog, state).await
+    }
+
+    /// The config given to the source, if any.
+    pub fn config(&self) -> Option<&Value> {
+        self.config.as_ref()
+    }
+
+    /// [`Source::read_stream`] with the config to run with.
+    pub(crate) async fn read_stream_with_config(
+        &self,
+        config: Value,
+        catalog: ConfiguredAirbyteCatalog,
+        state: Option<Value>,
+    ) -> Result<SourceStream, SourceError> {
         let mut session = self
             .executor
             .run(Invocation::Read {
@@ -289,7 +447,7 @@ impl Source {
 }
 
 /// One stream's configuration for `strategy`.
-fn configure(
+pub(crate) fn configure(
     stream: &AirbyteStream,
     strategy: WriteStrategy,
     full_refresh: bool,

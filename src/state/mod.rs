@@ -32,7 +32,7 @@ use crate::protocol::{AirbyteStateMessage, StateType, StreamDescriptor};
 
 /// The schema version this build writes. Older databases are migrated on open;
 /// newer ones are refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A state-store failure.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +222,22 @@ impl StateStore {
             )
             .map_err(sql)?;
         }
+        if version < 2 {
+            // Version 2: configs a connector replaced with CONTROL connectorConfig.
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS connector_config (
+                     connector   TEXT NOT NULL,
+                     given_hash  TEXT NOT NULL,
+                     config_json TEXT NOT NULL,
+                     updated_at  INTEGER NOT NULL,
+                     PRIMARY KEY (connector, given_hash)
+                 );
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .map_err(sql)?;
+        }
         Ok(Self {
             path,
             conn: Mutex::new(conn),
@@ -352,6 +368,56 @@ impl StateStore {
         }))
     }
 
+    /// Stores the config `connector` emitted in a CONTROL `connectorConfig` message,
+    /// filed under the config the user gave (`given`), so the next run with that
+    /// same given config uses the updated one ([`StateStore::updated_config`]).
+    ///
+    /// # Errors
+    /// [`StateError`] when SQLite fails.
+    pub fn save_updated_config(
+        &self,
+        connector: &str,
+        given: &Value,
+        updated: &Value,
+    ) -> Result<(), StateError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute(
+            "INSERT INTO connector_config VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (connector, given_hash)
+             DO UPDATE SET config_json = excluded.config_json, updated_at = excluded.updated_at",
+            params![
+                connector,
+                config_hash(given),
+                updated.to_string(),
+                now_millis()
+            ],
+        )
+        .map_err(self.sql_error())?;
+        Ok(())
+    }
+
+    /// The config `connector` last emitted (CONTROL `connectorConfig`) while it ran
+    /// with the user's config `given`, if any.
+    ///
+    /// # Errors
+    /// [`StateError`] when SQLite fails.
+    pub fn updated_config(
+        &self,
+        connector: &str,
+        given: &Value,
+    ) -> Result<Option<Value>, StateError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT config_json FROM connector_config WHERE connector = ?1 AND given_hash = ?2",
+                params![connector, config_hash(given)],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.sql_error())?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
     /// Forgets every state of `key` (a full refresh from scratch).
     ///
     /// # Errors
@@ -368,6 +434,37 @@ impl StateStore {
         }
         tx.commit().map_err(self.sql_error())
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A stable hash of a config: keys are sorted first, so their order in the user's
+/// file does not matter.
+fn config_hash(config: &Value) -> String {
+    use sha2::Digest;
+    fn canonical(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), canonical(&map[k])))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
+    }
+    let digest = sha2::Sha256::digest(canonical(config).to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

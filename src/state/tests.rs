@@ -137,3 +137,37 @@ fn a_file_store_survives_reopening_and_refuses_newer_schemas() {
     let err = StateStore::open(&path).expect_err("newer");
     assert!(err.to_string().contains("upgrade airlock"), "{err}");
 }
+
+#[test]
+fn an_updated_config_is_filed_under_the_config_the_user_gave() {
+    let store = StateStore::open_in_memory().expect("open");
+    let given = json!({"api_key": "k", "region": "eu"});
+    let same_given_reordered: Value =
+        serde_json::from_str(r#"{"region": "eu", "api_key": "k"}"#).expect("json");
+    let updated = json!({"api_key": "k", "region": "eu", "refresh_token": "t2"});
+    assert_eq!(
+        store.updated_config("source-x", &given).expect("load"),
+        None
+    );
+    store
+        .save_updated_config("source-x", &given, &updated)
+        .expect("save");
+    assert_eq!(
+        store
+            .updated_config("source-x", &same_given_reordered)
+            .expect("load"),
+        Some(updated),
+        "key order in the given config does not matter"
+    );
+    assert_eq!(
+        store
+            .updated_config("source-x", &json!({"api_key": "other"}))
+            .expect("load"),
+        None,
+        "a different given config does not pick up the stored one"
+    );
+    assert_eq!(
+        store.updated_config("source-y", &given).expect("load"),
+        None
+    );
+}

@@ -28,6 +28,16 @@ const BAD_LINE_WARNINGS: u64 = 10;
 pub(crate) struct LiveCounters {
     pub records_sent: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Records sent per stream, as of the last batch.
+    pub per_stream: std::sync::Mutex<Vec<(StreamDescriptor, u64)>>,
+}
+
+impl LiveCounters {
+    fn publish(&self, sent: &StreamCounts) {
+        let mut per_stream = self.per_stream.lock().unwrap_or_else(|p| p.into_inner());
+        per_stream.clear();
+        per_stream.extend(sent.counts.iter().cloned());
+    }
 }
 
 /// Records sent per stream, found by a linear scan: catalogs are short, and the last
@@ -99,6 +109,7 @@ pub(crate) struct Feed {
     pub stall_timeout: Duration,
     pub counters: Arc<LiveCounters>,
     pub states: mpsc::UnboundedSender<SentState>,
+    pub control: Option<super::ControlCallback>,
 }
 
 impl Feed {
@@ -186,10 +197,12 @@ impl Feed {
             if is_full || reader.get_ref().buffer().is_empty() {
                 self.send(destination, batch.take(), &mut batch_records)
                     .await?;
+                self.counters.publish(&summary.sent);
             }
         }
         if !batch.is_empty() {
             self.send(destination, batch, &mut batch_records).await?;
+            self.counters.publish(&summary.sent);
         }
         if summary.lines_skipped > BAD_LINE_WARNINGS {
             tracing::warn!(
@@ -239,6 +252,16 @@ impl Feed {
             },
             Payload::Log(log) => {
                 tracing::debug!(level = log.level.as_str(), "input: {}", log.message);
+                false
+            }
+            Payload::Control(control) => {
+                match (&self.control, control.connector_config) {
+                    (Some(callback), Some(update)) => callback(&update.config),
+                    _ => tracing::warn!(
+                        "input line {line_number}: the source asked to store an updated config \
+                         (CONTROL connectorConfig); a plain write does not persist it (airlock sync does)"
+                    ),
+                }
                 false
             }
             _ => {

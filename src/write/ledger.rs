@@ -18,6 +18,10 @@ pub(crate) struct SentState {
     pub state: AirbyteStateMessage,
     /// Records sent per stream before this state, cumulative.
     pub records_before: Vec<(StreamDescriptor, u64)>,
+    /// Records this state covers as a destination counts them for
+    /// `destinationStats`: since the previous state of its stream (STREAM), or
+    /// since the previous state of any kind (GLOBAL, LEGACY). Set on register.
+    pub covers: u64,
 }
 
 impl SentState {
@@ -26,6 +30,7 @@ impl SentState {
             fingerprint: fingerprint(&state),
             state,
             records_before,
+            covers: 0,
         }
     }
 }
@@ -75,10 +80,37 @@ pub(crate) struct Ledger {
     /// Records confirmed per stream: the counts before the last accepted state.
     pub confirmed: Vec<(StreamDescriptor, u64)>,
     final_states: BTreeMap<Slot, AirbyteStateMessage>,
+    /// Per stream, the cumulative count at its last state; and the total at the
+    /// last state of any kind.
+    counted_at_state: HashMap<StreamDescriptor, u64>,
+    total_at_state: u64,
+    /// Records the destination reported (`destinationStats.recordCount`) per stream.
+    pub reported: BTreeMap<StreamDescriptor, u64>,
+    /// Disagreements between what was sent and what the destination reported.
+    pub warnings: Vec<String>,
 }
 
 impl Ledger {
-    pub fn register(&mut self, sent: SentState) {
+    pub fn register(&mut self, mut sent: SentState) {
+        let total: u64 = sent.records_before.iter().map(|(_, n)| n).sum();
+        sent.covers = match slot(&sent.state) {
+            Slot::Stream(descriptor) => {
+                let now = sent
+                    .records_before
+                    .iter()
+                    .find(|(d, _)| d == &descriptor)
+                    .map_or(0, |(_, n)| *n);
+                let before = self.counted_at_state.insert(descriptor, now).unwrap_or(0);
+                now.saturating_sub(before)
+            }
+            Slot::Global | Slot::Legacy => {
+                for (d, n) in &sent.records_before {
+                    self.counted_at_state.insert(d.clone(), *n);
+                }
+                total.saturating_sub(self.total_at_state)
+            }
+        };
+        self.total_at_state = total;
         *self.sent.entry(sent.fingerprint).or_default() += 1;
         self.states_sent += 1;
         self.pending.push_back(sent);
@@ -101,6 +133,7 @@ impl Ledger {
         };
         let covered: Vec<SentState> = self.pending.drain(..=position).collect();
         self.states_confirmed += covered.len() as u64;
+        self.reconcile(echoed, &covered);
         let mut states = Vec::with_capacity(covered.len());
         for (i, sent) in covered.into_iter().enumerate() {
             let mut state = sent.state;
@@ -112,6 +145,44 @@ impl Ledger {
             states.push(state);
         }
         Ok(states)
+    }
+
+    /// Compares the echo's `destinationStats.recordCount` with what the states it
+    /// confirms covered (those of its slot: a destination that skipped echoing
+    /// some states counts their records in the next echo).
+    fn reconcile(&mut self, echoed: &AirbyteStateMessage, covered: &[SentState]) {
+        let Some(reported) = echoed
+            .destination_stats
+            .as_ref()
+            .and_then(|s| s.record_count)
+        else {
+            return;
+        };
+        let echoed_slot = slot(echoed);
+        let sent: u64 = covered
+            .iter()
+            .filter(|s| slot(&s.state) == echoed_slot)
+            .map(|s| s.covers)
+            .sum();
+        if let Slot::Stream(descriptor) = &echoed_slot {
+            *self.reported.entry(descriptor.clone()).or_default() += reported as u64;
+        }
+        if reported.fract() != 0.0 || reported as u64 != sent {
+            const MAX_WARNINGS: usize = 20;
+            let what = match &echoed_slot {
+                Slot::Stream(d) => format!("the state of stream {d}"),
+                Slot::Global => "a GLOBAL state".to_owned(),
+                Slot::Legacy => "a LEGACY state".to_owned(),
+            };
+            let warning = format!(
+                "the destination reported {reported} records (destinationStats) for {what}, \
+                 but airlock sent {sent}"
+            );
+            tracing::warn!("{warning}");
+            if self.warnings.len() < MAX_WARNINGS {
+                self.warnings.push(warning);
+            }
+        }
     }
 
     /// The last confirmed state of each stream (and the GLOBAL / LEGACY one).
@@ -196,6 +267,43 @@ mod tests {
         assert_eq!(ledger.accept(&state(9)), Err(StateMismatch::NeverSent));
         assert!(ledger.accept(&state(3)).is_ok());
         assert_eq!(ledger.final_states().len(), 1);
+    }
+
+    fn echo(cursor: i64, reported: f64) -> AirbyteStateMessage {
+        let mut echoed = state(cursor);
+        echoed.destination_stats = Some(AirbyteStateStats {
+            record_count: Some(reported),
+            ..Default::default()
+        });
+        echoed
+    }
+
+    #[test]
+    fn destination_stats_that_disagree_with_what_was_sent_are_warned_about() {
+        let mut ledger = Ledger::default();
+        ledger.register(sent(1, 10));
+        ledger.register(sent(2, 25));
+        ledger.register(sent(3, 30));
+        ledger.accept(&echo(1, 10.0)).expect("1");
+        assert!(ledger.warnings.is_empty(), "{:?}", ledger.warnings);
+        ledger.accept(&echo(2, 14.0)).expect("2");
+        assert_eq!(ledger.warnings.len(), 1);
+        assert!(
+            ledger.warnings[0].contains("reported 14 records")
+                && ledger.warnings[0].contains("airlock sent 15"),
+            "{}",
+            ledger.warnings[0]
+        );
+        assert_eq!(ledger.reported[&StreamDescriptor::new("s")], 24);
+    }
+
+    #[test]
+    fn an_echo_that_skipped_states_is_compared_with_all_it_covers() {
+        let mut ledger = Ledger::default();
+        ledger.register(sent(1, 10));
+        ledger.register(sent(2, 25));
+        ledger.accept(&echo(2, 25.0)).expect("2");
+        assert!(ledger.warnings.is_empty(), "{:?}", ledger.warnings);
     }
 
     #[test]

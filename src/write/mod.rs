@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
+pub use crate::cache::ControlCallback;
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent};
 use crate::protocol::{
     AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError,
@@ -73,6 +74,14 @@ pub struct StreamTotals {
     pub sent: u64,
     /// Records covered by a state the destination echoed and airlock persisted.
     pub confirmed: u64,
+    /// Records the source produced for this stream, when known (a sync fills it:
+    /// a cached write may send fewer than were read, when resuming).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<u64>,
+    /// Records the destination said it wrote (`destinationStats.recordCount` of
+    /// the states it echoed), when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_by_destination: Option<u64>,
 }
 
 /// What a write did.
@@ -102,6 +111,10 @@ pub struct WriteResult {
     pub records_skipped: u64,
     /// Whether all input was delivered and the destination finished cleanly.
     pub completed: bool,
+    /// Disagreements found while reconciling counts (read, sent, confirmed, and
+    /// what the destination reported).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl WriteResult {
@@ -137,6 +150,8 @@ pub struct Progress {
     pub states_confirmed: u64,
     /// Time since the write started.
     pub elapsed: Duration,
+    /// Per stream (keyed `name` or `namespace.name`): records sent, confirmed.
+    pub streams: Vec<(String, u64, u64)>,
 }
 
 /// Why a write failed. [`WriteError::partial`] holds what was done and confirmed
@@ -212,7 +227,14 @@ pub struct WriteJob<'a> {
     state: Option<StateTarget>,
     options: WriteOptions,
     progress: Option<ProgressCallback>,
+    confirmed: Option<ConfirmedCallback>,
+    input_control: Option<ControlCallback>,
+    destination_control: Option<ControlCallback>,
 }
+
+/// Called after confirmed states were persisted, with the number of states
+/// confirmed so far in this write.
+pub type ConfirmedCallback = Box<dyn FnMut(u64) + Send>;
 
 impl<'a> WriteJob<'a> {
     /// A write into `executor`'s destination with `config` and `catalog`.
@@ -229,7 +251,31 @@ impl<'a> WriteJob<'a> {
             state: None,
             options: WriteOptions::default(),
             progress: None,
+            confirmed: None,
+            input_control: None,
+            destination_control: None,
         }
+    }
+
+    /// Called after each confirmation is persisted, with the number of states
+    /// confirmed so far (the cache moves its positions with it).
+    pub fn on_states_confirmed(mut self, callback: impl FnMut(u64) + Send + 'static) -> Self {
+        self.confirmed = Some(Box::new(callback));
+        self
+    }
+
+    /// Called with the new config when the input (the source) carries a CONTROL
+    /// `connectorConfig` message. Without it, such messages are logged and dropped.
+    pub fn on_input_control(mut self, callback: ControlCallback) -> Self {
+        self.input_control = Some(callback);
+        self
+    }
+
+    /// Called with the new config when the destination emits CONTROL
+    /// `connectorConfig`. Without it, such messages are logged and dropped.
+    pub fn on_destination_control(mut self, callback: ControlCallback) -> Self {
+        self.destination_control = Some(callback);
+        self
     }
 
     /// The messages to write (newline-delimited JSON). Default: none.
@@ -276,6 +322,8 @@ struct WriteLoop {
     states_rx: mpsc::UnboundedReceiver<SentState>,
     counters: Arc<LiveCounters>,
     state: Option<StateTarget>,
+    confirmed: Option<ConfirmedCallback>,
+    destination_control: Option<ControlCallback>,
 }
 
 impl WriteLoop {
@@ -290,6 +338,8 @@ impl WriteLoop {
             states_rx,
             counters: counters.clone(),
             state: job.state,
+            confirmed: job.confirmed,
+            destination_control: job.destination_control,
         };
         let feed = Feed {
             catalog: job.catalog.clone(),
@@ -299,6 +349,7 @@ impl WriteLoop {
             stall_timeout: job.options.stall_timeout,
             counters,
             states: states_tx,
+            control: job.input_control,
         };
         let invocation = Invocation::Write {
             config: job.config,
@@ -435,15 +486,20 @@ impl WriteLoop {
                     target.store.commit(&target.key, &covered)?;
                 }
                 tracing::debug!(states = covered.len(), "state confirmed");
+                if let Some(callback) = self.confirmed.as_mut() {
+                    callback(self.ledger.states_confirmed);
+                }
                 Ok(())
             }
             Payload::Control(control) => {
-                tracing::info!(
-                    destination = %self.destination,
-                    "the destination asked to store an updated config (CONTROL connectorConfig); \
-                     this write does not persist connector configs"
-                );
-                let _ = control;
+                match (&self.destination_control, control.connector_config) {
+                    (Some(callback), Some(update)) => callback(&update.config),
+                    _ => tracing::warn!(
+                        destination = %self.destination,
+                        "the destination asked to store an updated config (CONTROL connectorConfig); \
+                         a plain write does not persist connector configs (airlock sync does)"
+                    ),
+                }
                 Ok(())
             }
             _ => Ok(()), // LOG and TRACE are kept by the executor's diagnostics
@@ -457,6 +513,22 @@ impl WriteLoop {
             records_confirmed: self.ledger.confirmed.iter().map(|(_, n)| n).sum(),
             states_confirmed: self.ledger.states_confirmed,
             elapsed: self.started.elapsed(),
+            streams: self
+                .counters
+                .per_stream
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(d, sent)| {
+                    let confirmed = self
+                        .ledger
+                        .confirmed
+                        .iter()
+                        .find(|(c, _)| c == d)
+                        .map_or(0, |(_, n)| *n);
+                    (d.to_string(), *sent, confirmed)
+                })
+                .collect(),
         }
     }
 
@@ -476,6 +548,8 @@ impl WriteLoop {
                     namespace: descriptor.namespace.clone(),
                     sent,
                     confirmed,
+                    read: None,
+                    reported_by_destination: self.ledger.reported.get(&descriptor).copied(),
                 },
             );
         }
@@ -492,6 +566,7 @@ impl WriteLoop {
             lines_skipped: summary.lines_skipped,
             records_skipped: summary.records_skipped,
             completed: completed && summary.input_complete,
+            warnings: self.ledger.warnings.clone(),
         }
     }
 

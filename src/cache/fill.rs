@@ -1,0 +1,246 @@
+//! Filling the cache from a source's output.
+//!
+//! Owns turning output lines into message rows, committing at each STATE, and
+//! rolling back the tail after the last STATE when the source fails. It runs on a
+//! blocking thread (SQLite is synchronous) and does not run the source.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Cache, CacheError, RowKind, slot_display, state_slot, stream_slot};
+use crate::executor::OutputEvent;
+use crate::protocol::{
+    ConfiguredAirbyteCatalog, LinePeek, MessageType, Payload, SyncMode, TraceType, parse_message,
+    peek_line,
+};
+
+/// Called with the new config when a connector emits CONTROL `connectorConfig`.
+pub type ControlCallback = Arc<dyn Fn(&serde_json::Value) + Send + Sync>;
+
+/// What to fill, and how.
+pub(crate) struct FillPlan {
+    pub source: String,
+    pub catalog: ConfiguredAirbyteCatalog,
+    /// Start the source's log again (a full refresh).
+    pub restart: bool,
+    pub control: Option<ControlCallback>,
+}
+
+/// What a fill added.
+#[derive(Debug, Default)]
+pub(crate) struct FillSummary {
+    pub records: BTreeMap<String, u64>,
+    pub states: u64,
+    pub lines_skipped: u64,
+    pub records_skipped: u64,
+}
+
+/// Reads `output` to its end into `cache`, committing at each STATE; then waits for
+/// `keep_tail`: `true` commits what came after the last STATE (the source exited
+/// cleanly), `false` rolls it back (it failed).
+pub(crate) fn fill(
+    cache: &Cache,
+    plan: FillPlan,
+    mut output: mpsc::Receiver<OutputEvent>,
+    keep_tail: oneshot::Receiver<bool>,
+) -> Result<FillSummary, CacheError> {
+    let conn = cache.lock();
+    let sql = cache.sql_error();
+    conn.execute_batch("BEGIN").map_err(&sql)?;
+    let begun = prepare(cache, &conn, &plan);
+    if let Err(error) = begun {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(error);
+    }
+    let in_catalog: HashSet<String> = plan
+        .catalog
+        .streams
+        .iter()
+        .map(|s| stream_slot(&s.stream.name, s.stream.namespace.as_deref()))
+        .collect();
+    let mut summary = FillSummary::default();
+    let mut records: BTreeMap<String, u64> = BTreeMap::new();
+    let result = (|| -> Result<(), CacheError> {
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO message (source, kind, slot, line) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(&sql)?;
+        let mut save_state = conn
+            .prepare_cached(
+                "INSERT INTO source_state VALUES (?1, ?2, ?3)
+                 ON CONFLICT (source, slot) DO UPDATE SET state_json = excluded.state_json",
+            )
+            .map_err(&sql)?;
+        let mut last_slot: Option<(String, Option<String>, String)> = None;
+        while let Some(event) = output.blocking_recv() {
+            let OutputEvent::Lines(batch) = event else {
+                continue;
+            };
+            for line in batch.lines() {
+                match peek_line(line) {
+                    LinePeek::Empty => {}
+                    LinePeek::Record { stream, namespace } => {
+                        let cached = matches!(&last_slot, Some((s, n, _))
+                            if s.as_str() == stream.as_ref() && n.as_deref() == namespace.as_deref());
+                        if !cached {
+                            let slot = stream_slot(&stream, namespace.as_deref());
+                            last_slot = Some((
+                                stream.into_owned(),
+                                namespace.map(|n| n.into_owned()),
+                                slot,
+                            ));
+                        }
+                        let slot = &last_slot.as_ref().map(|(_, _, s)| s).expect("set above");
+                        if !in_catalog.contains(slot.as_str()) {
+                            summary.records_skipped += 1;
+                            continue;
+                        }
+                        insert
+                            .execute(params![plan.source, RowKind::Record as i64, slot, line])
+                            .map_err(&sql)?;
+                        *records.entry(slot.to_string()).or_default() += 1;
+                    }
+                    LinePeek::Other(
+                        MessageType::State | MessageType::Trace | MessageType::Control,
+                    ) => {
+                        let Ok(message) = parse_message(line) else {
+                            summary.lines_skipped += 1;
+                            continue;
+                        };
+                        match message.payload {
+                            Payload::State(state) => {
+                                let slot = state_slot(&state);
+                                insert
+                                    .execute(params![
+                                        plan.source,
+                                        RowKind::State as i64,
+                                        slot,
+                                        line
+                                    ])
+                                    .map_err(&sql)?;
+                                let mut stored = state.clone();
+                                stored.source_stats = None;
+                                stored.destination_stats = None;
+                                save_state
+                                    .execute(params![
+                                        plan.source,
+                                        slot,
+                                        serde_json::to_string(&stored).unwrap_or_default()
+                                    ])
+                                    .map_err(&sql)?;
+                                summary.states += 1;
+                                conn.execute_batch("COMMIT; BEGIN").map_err(&sql)?;
+                            }
+                            Payload::Trace(trace)
+                                if trace.trace_type == TraceType::StreamStatus =>
+                            {
+                                let Some(status) = trace.stream_status else {
+                                    continue;
+                                };
+                                let d = &status.stream_descriptor;
+                                let slot = stream_slot(&d.name, d.namespace.as_deref());
+                                if in_catalog.contains(&slot) {
+                                    insert
+                                        .execute(params![
+                                            plan.source,
+                                            RowKind::StreamStatus as i64,
+                                            slot,
+                                            line
+                                        ])
+                                        .map_err(&sql)?;
+                                }
+                            }
+                            Payload::Control(control) => {
+                                if let (Some(callback), Some(update)) =
+                                    (&plan.control, control.connector_config)
+                                {
+                                    callback(&update.config);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    LinePeek::Other(_) => {}
+                    LinePeek::NotAMessage(_) => summary.lines_skipped += 1,
+                }
+            }
+        }
+        Ok(())
+    })();
+    let keep = result.is_ok() && keep_tail.blocking_recv().unwrap_or(false);
+    let end = if keep { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(&sql)?;
+    result?;
+    summary.records = records
+        .into_iter()
+        .map(|(slot, n)| (slot_display(&slot), n))
+        .collect();
+    Ok(summary)
+}
+
+/// Inside the read's first transaction: forget what this read supersedes (the
+/// whole log on a restart; the earlier copy of each stream read in full) and file
+/// the catalog.
+fn prepare(cache: &Cache, conn: &rusqlite::Connection, plan: &FillPlan) -> Result<(), CacheError> {
+    let sql = cache.sql_error();
+    if plan.restart {
+        for table in ["message", "source_state", "position"] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE source = ?1"),
+                params![plan.source],
+            )
+            .map_err(&sql)?;
+        }
+    } else {
+        for stream in &plan.catalog.streams {
+            if stream.sync_mode != SyncMode::FullRefresh {
+                continue;
+            }
+            let slot = stream_slot(&stream.stream.name, stream.stream.namespace.as_deref());
+            for table in ["message", "source_state"] {
+                conn.execute(
+                    &format!("DELETE FROM {table} WHERE source = ?1 AND slot = ?2"),
+                    params![plan.source, slot],
+                )
+                .map_err(&sql)?;
+            }
+        }
+    }
+    // The cached catalog is every stream still in the log: this read's streams
+    // replace their earlier definitions, the others stay (their rows do).
+    let mut catalog = plan.catalog.clone();
+    if !plan.restart
+        && let Some(earlier) = conn
+            .query_row(
+                "SELECT catalog_json FROM catalog WHERE source = ?1",
+                params![plan.source],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(&sql)?
+            .and_then(|j| serde_json::from_str::<ConfiguredAirbyteCatalog>(&j).ok())
+    {
+        for stream in earlier.streams {
+            let same = |s: &&crate::protocol::ConfiguredAirbyteStream| {
+                s.stream.name == stream.stream.name && s.stream.namespace == stream.stream.namespace
+            };
+            if !plan.catalog.streams.iter().any(|s| same(&s)) {
+                catalog.streams.push(stream);
+            }
+        }
+    }
+    conn.execute(
+        "INSERT INTO catalog VALUES (?1, ?2)
+         ON CONFLICT (source) DO UPDATE SET catalog_json = excluded.catalog_json",
+        params![
+            plan.source,
+            serde_json::to_string(&catalog).unwrap_or_default()
+        ],
+    )
+    .map_err(&sql)?;
+    Ok(())
+}

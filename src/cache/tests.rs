@@ -1,0 +1,243 @@
+use serde_json::json;
+
+use super::fill::{FillPlan, fill};
+use super::replay::{ReplayPlan, SentStates, replay, resume_catalog};
+use super::*;
+use crate::executor::OutputEvent;
+use crate::protocol::{DestinationSyncMode, LineBatch};
+
+fn catalog(mode: &str, sync_mode: &str) -> ConfiguredAirbyteCatalog {
+    serde_json::from_value(json!({"streams": [
+        {"stream": {"name": "s", "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]},
+         "sync_mode": sync_mode, "destination_sync_mode": mode}
+    ]}))
+    .expect("catalog")
+}
+
+fn record(n: i64) -> String {
+    format!(r#"{{"type":"RECORD","record":{{"stream":"s","data":{{"n":{n}}},"emitted_at":1}}}}"#)
+}
+
+fn state(n: i64) -> String {
+    format!(
+        r#"{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_descriptor":{{"name":"s"}},"stream_state":{{"n":{n}}}}},"sourceStats":{{"recordCount":1.0}}}}}}"#
+    )
+}
+
+/// Fills `cache` from `lines`; `ok` says whether the source exited cleanly.
+fn fill_lines(cache: &Cache, lines: &[String], ok: bool, restart: bool) -> fill::FillSummary {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut bytes = lines.join("\n").into_bytes();
+    bytes.push(b'\n');
+    tx.try_send(OutputEvent::Lines(LineBatch::from_lines(bytes)))
+        .expect("send");
+    drop(tx);
+    let (keep, keep_rx) = tokio::sync::oneshot::channel();
+    keep.send(ok).expect("keep");
+    let plan = FillPlan {
+        source: "src".into(),
+        catalog: catalog("append", "incremental"),
+        restart,
+        control: None,
+    };
+    fill(cache, plan, rx, keep_rx).expect("fill")
+}
+
+fn replay_all(cache: &Cache, destination: &str) -> (Vec<String>, Vec<(i64, String)>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plan = ReplayPlan {
+        source: "src".into(),
+        slots: ["s".to_owned()].into_iter().collect(),
+        positions: cache.positions("src", destination).expect("positions"),
+    };
+    let (writer, mut reader) = tokio::io::duplex(1 << 20);
+    let sent: SentStates = Default::default();
+    let handle = runtime.handle().clone();
+    let thread_sent = sent.clone();
+    let path = cache.path().to_owned();
+    let worker = std::thread::spawn(move || {
+        let cache = Cache::open(&path).expect("reopen");
+        replay(&cache, &plan, writer, thread_sent, handle).expect("replay");
+    });
+    let mut out = Vec::new();
+    runtime.block_on(async {
+        use tokio::io::AsyncReadExt;
+        reader.read_to_end(&mut out).await.expect("read");
+    });
+    worker.join().expect("join");
+    let lines = String::from_utf8(out)
+        .expect("utf8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let sent = sent.lock().expect("lock").clone();
+    (lines, sent)
+}
+
+#[test]
+fn a_cache_of_an_older_format_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.sqlite");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch(&format!(
+        "CREATE TABLE records (stream TEXT, json TEXT);
+         PRAGMA application_id = {APPLICATION_ID};
+         PRAGMA user_version = 0;"
+    ))
+    .expect("old layout");
+    drop(conn);
+    let error = Cache::open(&path).expect_err("older format");
+    let text = error.to_string();
+    assert!(
+        matches!(error, CacheError::OlderFormat { found: 0, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("format 0") && text.contains("delete it") && text.contains("--cache-path"),
+        "{text}"
+    );
+}
+
+#[test]
+fn another_sqlite_database_is_not_taken_for_a_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    rusqlite::Connection::open(&path)
+        .expect("open")
+        .execute_batch("CREATE TABLE stream_state (x TEXT);")
+        .expect("table");
+    let error = Cache::open(&path).expect_err("foreign");
+    assert!(
+        error.to_string().contains("is not an airlock cache"),
+        "{error}"
+    );
+    let newer = dir.path().join("newer.sqlite");
+    rusqlite::Connection::open(&newer)
+        .expect("open")
+        .execute_batch(&format!(
+            "CREATE TABLE t (x); PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 99;"
+        ))
+        .expect("newer");
+    assert!(matches!(
+        Cache::open(&newer),
+        Err(CacheError::NewerFormat { found: 99, .. })
+    ));
+}
+
+#[test]
+fn a_failed_read_keeps_what_came_up_to_its_last_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("cache");
+    let summary = fill_lines(
+        &cache,
+        &[record(1), state(1), record(2), state(2), record(3)],
+        false,
+        false,
+    );
+    assert_eq!(summary.states, 2);
+    assert_eq!(
+        cache.record_counts("src").expect("counts")["s"],
+        2,
+        "record 3 rolled back"
+    );
+    let resume = cache
+        .source_state("src")
+        .expect("state")
+        .to_input_state()
+        .expect("some");
+    assert_eq!(resume[0]["stream"]["stream_state"]["n"], 2);
+    assert!(
+        resume[0].get("sourceStats").is_none(),
+        "stats are not part of the input state"
+    );
+
+    fill_lines(&cache, &[record(3), state(3), record(4)], true, false);
+    let records = cache
+        .records("src", &StreamDescriptor::new("s"))
+        .expect("records");
+    assert_eq!(
+        records,
+        [
+            json!({"n":1}),
+            json!({"n":2}),
+            json!({"n":3}),
+            json!({"n":4})
+        ]
+    );
+}
+
+#[test]
+fn a_replay_sends_only_what_the_destination_has_not_confirmed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("cache");
+    fill_lines(
+        &cache,
+        &[
+            record(1),
+            state(1),
+            record(2),
+            state(2),
+            record(3),
+            state(3),
+        ],
+        true,
+        false,
+    );
+    let (lines, sent) = replay_all(&cache, "dest");
+    assert_eq!(lines.len(), 6, "a new destination gets everything");
+    assert_eq!(lines[0], record(1), "lines go out as the source wrote them");
+    assert_eq!(sent.len(), 3);
+
+    // The destination confirmed the first two states.
+    cache.confirm("src", "dest", &sent[..2]).expect("confirm");
+    let (lines, _) = replay_all(&cache, "dest");
+    assert_eq!(lines, [record(3), state(3)]);
+    let (lines, _) = replay_all(&cache, "other-dest");
+    assert_eq!(lines.len(), 6, "positions are per destination");
+
+    cache.confirm("src", "dest", &sent[2..]).expect("confirm");
+    assert!(
+        replay_all(&cache, "dest").0.is_empty(),
+        "all confirmed: nothing to send"
+    );
+
+    // A full-refresh read starts the log again, and every position with it.
+    fill_lines(&cache, &[record(7), state(7)], true, true);
+    assert_eq!(replay_all(&cache, "dest").0, [record(7), state(7)]);
+}
+
+#[test]
+fn a_resumed_overwrite_continues_as_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("cache");
+    fill_lines(
+        &cache,
+        &[record(1), state(1), record(2), state(2)],
+        true,
+        false,
+    );
+    let mut plan = ReplayPlan {
+        source: "src".into(),
+        slots: ["s".to_owned()].into_iter().collect(),
+        positions: Default::default(),
+    };
+    let first = cache.first_rows("src").expect("first");
+    let mut fresh = catalog("overwrite", "full_refresh");
+    resume_catalog(&mut fresh, &plan, &first);
+    assert_eq!(
+        fresh.streams[0].destination_sync_mode,
+        DestinationSyncMode::Overwrite,
+        "nothing confirmed yet: overwrite as asked"
+    );
+    plan.positions.insert("s".into(), 2);
+    let mut resumed = catalog("overwrite", "full_refresh");
+    resume_catalog(&mut resumed, &plan, &first);
+    assert_eq!(
+        resumed.streams[0].destination_sync_mode,
+        DestinationSyncMode::Append,
+        "part of this copy is confirmed: do not wipe it"
+    );
+}

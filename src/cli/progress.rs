@@ -1,0 +1,137 @@
+//! The CLI's progress display: a live panel on a terminal (indicatif), plain
+//! periodic lines on stderr otherwise, nothing with `--json`.
+//!
+//! Owns formatting [`Progress`] for people. It does not compute anything: the
+//! write loop's snapshots carry every figure.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::write::Progress;
+
+/// How often the write loop reports: often on a terminal, every 5 s in logs.
+pub fn interval(json: bool) -> Duration {
+    if !json && std::io::stderr().is_terminal() {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+/// One command's progress display.
+pub struct Display {
+    bar: Option<ProgressBar>,
+    plain: bool,
+}
+
+impl Display {
+    /// A live panel when stderr is a terminal, plain lines when not, nothing when
+    /// the output is JSON.
+    pub fn new(json: bool) -> Self {
+        if json {
+            return Self {
+                bar: None,
+                plain: false,
+            };
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar.set_message("starting…");
+            Self {
+                bar: Some(bar),
+                plain: false,
+            }
+        } else {
+            Self {
+                bar: None,
+                plain: true,
+            }
+        }
+    }
+
+    /// The callback to hand the write, if anything is displayed.
+    pub fn callback(&self) -> Option<impl FnMut(&Progress) + Send + 'static> {
+        let bar = self.bar.clone();
+        let plain = self.plain;
+        (bar.is_some() || plain).then(|| {
+            move |p: &Progress| match &bar {
+                Some(bar) => bar.set_message(panel(p)),
+                None => eprintln!("airlock: {}", summary_line(p)),
+            }
+        })
+    }
+
+    /// Clears the panel.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `N records sent (R/s, M MB/s), C confirmed`.
+pub fn summary_line(p: &Progress) -> String {
+    let secs = p.elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{} records sent ({:.0}/s, {:.1} MB/s), {} confirmed, {} states confirmed",
+        p.records_sent,
+        p.records_sent as f64 / secs,
+        p.bytes_sent as f64 / 1e6 / secs,
+        p.records_confirmed,
+        p.states_confirmed,
+    )
+}
+
+/// The summary line, then one line per stream with its sent and confirmed counts.
+fn panel(p: &Progress) -> String {
+    let mut text = summary_line(p);
+    let width = p
+        .streams
+        .iter()
+        .map(|(name, ..)| name.len())
+        .max()
+        .unwrap_or(0);
+    for (name, sent, confirmed) in &p.streams {
+        text.push_str(&format!(
+            "\n    {name:<width$}  {sent:>12} sent  {confirmed:>12} confirmed"
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panel_has_rates_and_a_line_per_stream() {
+        let p = Progress {
+            records_sent: 2000,
+            bytes_sent: 4_000_000,
+            records_confirmed: 1500,
+            states_confirmed: 3,
+            elapsed: Duration::from_secs(2),
+            streams: vec![
+                ("users".into(), 1500, 1000),
+                ("ns.purchases".into(), 500, 500),
+            ],
+        };
+        let text = panel(&p);
+        assert!(
+            text.starts_with("2000 records sent (1000/s, 2.0 MB/s), 1500 confirmed"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(
+            text.contains("users") && text.contains("1000 confirmed"),
+            "{text}"
+        );
+    }
+}
