@@ -237,6 +237,23 @@ pub fn stored_states(db: &Path) -> Vec<(String, Value)> {
     .collect()
 }
 
+/// The stored GLOBAL and LEGACY states in a state database, as (kind, state JSON).
+pub fn stored_pair_states(db: &Path) -> Vec<(String, Value)> {
+    let conn = rusqlite::Connection::open(db).expect("open state db");
+    let mut stmt = conn
+        .prepare("SELECT kind, state_json FROM pair_state ORDER BY kind")
+        .expect("prepare");
+    stmt.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })
+    .expect("query")
+    .map(|r| {
+        let (kind, json) = r.expect("row");
+        (kind, serde_json::from_str(&json).expect("state json"))
+    })
+    .collect()
+}
+
 /// Whether CI demands that optional real components be present.
 pub fn required_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

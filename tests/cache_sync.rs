@@ -1,0 +1,499 @@
+//! The read cache, `Destination::write(read_result)`, CONTROL messages, GLOBAL and
+//! LEGACY state round trips, reconciliation, and syncs that go wrong.
+//!
+//! The source here is one scripted Python connector driven by its config: how many
+//! records, which state type, whether to crash, sleep or emit a CONTROL message.
+//! It writes the config and state it was given beside itself, so tests can see
+//! what airlock passed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use airlock::cache::{Cache, ReadResult};
+use airlock::source::get_source;
+use airlock::state::StateStore;
+use airlock::sync::{ConnectorRole, SyncError};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A source with one stream `s` (cursor `n`, no primary key). Config keys:
+/// `records` (default 3), `state_type` (STREAM, GLOBAL or LEGACY), `crash_after`,
+/// `sleep` (seconds per record), `control` (a config to emit as CONTROL).
+fn scripted_source(sb: &Sandbox) -> PathBuf {
+    let seen = sb.path().join("seen");
+    std::fs::create_dir_all(&seen).expect("seen dir");
+    sb.script(
+        "scripted-source.py",
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, sys, time
+args = sys.argv[1:]
+seen = "{seen}"
+def out(m): print(json.dumps(m), flush=True)
+def arg(name): return args[args.index(name) + 1] if name in args else None
+if args[0] == "spec":
+    out({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object"}}}}}})
+    sys.exit(0)
+config = json.load(open(arg("--config")))
+if args[0] == "check":
+    out({{"type": "CONNECTION_STATUS", "connectionStatus": {{"status": "SUCCEEDED"}}}})
+elif args[0] == "discover":
+    out({{"type": "CATALOG", "catalog": {{"streams": [{{"name": "s", "json_schema": {{}}, "supported_sync_modes": ["full_refresh", "incremental"], "source_defined_cursor": True, "default_cursor_field": ["n"]}}]}}}})
+elif args[0] == "read":
+    state = json.load(open(arg("--state"))) if arg("--state") else None
+    json.dump(config, open(seen + "/config.json", "w"))
+    json.dump(state, open(seen + "/state.json", "w"))
+    kind = config.get("state_type", "STREAM")
+    start = 0
+    if state:
+        s = state[0]
+        if kind == "GLOBAL":
+            start = s["global"]["stream_states"][0]["stream_state"]["n"]
+        elif kind == "LEGACY":
+            start = s["data"]["n"]
+        else:
+            start = s["stream"]["stream_state"]["n"]
+    if config.get("control"):
+        out({{"type": "CONTROL", "control": {{"type": "CONNECTOR_CONFIG", "emitted_at": 1.0, "connectorConfig": {{"config": config["control"]}}}}}})
+    for n in range(start + 1, start + 1 + config.get("records", 3)):
+        time.sleep(config.get("sleep", 0))
+        out({{"type": "RECORD", "record": {{"stream": "s", "data": {{"n": n}}, "emitted_at": 1}}}})
+        if kind == "GLOBAL":
+            st = {{"type": "GLOBAL", "global": {{"shared_state": {{"cdc": n}}, "stream_states": [{{"stream_descriptor": {{"name": "s"}}, "stream_state": {{"n": n}}}}]}}}}
+        elif kind == "LEGACY":
+            st = {{"type": "LEGACY", "data": {{"n": n}}}}
+        else:
+            st = {{"type": "STREAM", "stream": {{"stream_descriptor": {{"name": "s"}}, "stream_state": {{"n": n}}}}}}
+        out({{"type": "STATE", "state": st}})
+        if config.get("crash_after") is not None and n - start >= config["crash_after"]:
+            print("source exploded", file=sys.stderr, flush=True)
+            sys.exit(7)
+"#,
+            seen = seen.display()
+        ),
+    )
+}
+
+fn seen(sb: &Sandbox, what: &str) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(sb.path().join("seen").join(what)).expect("seen file"),
+    )
+    .expect("seen json")
+}
+
+/// `airlock sync` of the scripted source into local-json under `root/out`.
+fn sync(sb: &Sandbox, source: &Path, config: Value, extra: &[&str]) -> Run {
+    let root = sb.path().join("root");
+    let config = config.to_string();
+    let mut args = vec![
+        "sync",
+        "--source",
+        "scripted",
+        "--source-config",
+        &config,
+        "--source-local-executable",
+        source.to_str().unwrap(),
+        "--destination",
+        "destination-local-json",
+        "--destination-config",
+        r#"{"destination_path":"/local/out"}"#,
+        "--local-root",
+        root.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    sb.run(&args, None)
+}
+
+/// The `n` of every row local-json wrote for stream `s`, in file order.
+fn written(sb: &Sandbox) -> Vec<i64> {
+    let path = sb.path().join("root/out/_airbyte_raw_s.jsonl");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("row")["_airbyte_data"]["n"]
+                .as_i64()
+                .expect("n")
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn a_second_write_of_the_same_cache_sends_only_what_was_not_confirmed() {
+    let sb = Sandbox::new();
+    let script = scripted_source(&sb);
+    runtime().block_on(async {
+        let source = get_source("scripted")
+            .local_executable(&script)
+            .config(json!({"records": 5}))
+            .build()
+            .expect("source");
+        let cache = Cache::open(sb.path().join("cache.sqlite")).expect("cache");
+        let read = source.read(&cache).await.expect("read");
+        assert_eq!(read.total_records_read(), 5);
+        assert_eq!(read.streams(), ["s"]);
+        assert_eq!(
+            read.records("s").expect("records"),
+            (1..=5).map(|n| json!({ "n": n })).collect::<Vec<_>>(),
+            "the cache can be queried"
+        );
+        let err = read.records("ghosts").expect_err("unknown stream");
+        assert!(err.to_string().contains("no stream \"ghosts\""), "{err}");
+
+        // dev-null FAILING dies after 2 messages: it confirms the first state only.
+        let failing = airlock::get_destination("destination-dev-null")
+            .config(json!({"test_destination": {"test_destination_type": "FAILING", "num_messages": 2}}))
+            .build()
+            .expect("failing");
+        let store = Arc::new(StateStore::open(sb.state_db()).expect("state"));
+        let err = failing
+            .write(&read)
+            .state_cache(store.clone())
+            .run()
+            .await
+            .expect_err("the destination fails");
+        let SyncError::Write(err) = err else {
+            panic!("a write error: {err}")
+        };
+        let confirmed = err.partial.records_confirmed;
+        assert!(confirmed >= 1 && confirmed < 5, "{confirmed} confirmed");
+
+        // The same cache, the same destination, now healthy: only the rest goes out.
+        let healthy = airlock::get_destination("destination-dev-null")
+            .config(json!({"test_destination": {"test_destination_type": "SILENT"}}))
+            .build()
+            .expect("healthy");
+        let second = healthy.write(&read).state_cache(store.clone()).run().await.expect("second");
+        assert_eq!(
+            second.write.records_sent,
+            5 - confirmed,
+            "only what was not confirmed: {:?}",
+            second.write
+        );
+        assert_eq!(second.write.records_confirmed, 5 - confirmed);
+        let third = healthy.write(&read).run().await.expect("third");
+        assert_eq!(third.write.records_sent, 0, "everything is confirmed");
+
+        // Another process can pick the cache up; a full refresh resends it all.
+        let reopened = ReadResult::from_cache(cache.clone(), "scripted").expect("from cache");
+        let again = healthy
+            .write(&reopened)
+            .force_full_refresh(true)
+            .run()
+            .await
+            .expect("full");
+        assert_eq!(again.write.records_sent, 5);
+    });
+}
+
+#[test]
+fn source_crashes_keep_the_confirmed_states_with_and_without_the_cache() {
+    for mode in [&[][..], &["--no-cache"][..]] {
+        let sb = Sandbox::new();
+        let script = scripted_source(&sb);
+        let run = sync(&sb, &script, json!({"crash_after": 2}), mode);
+        run.expect_code(1);
+        assert!(
+            run.stderr.contains("exit code 7") && run.stderr.contains("source exploded"),
+            "{mode:?}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            stored_states(&sb.state_db())[0].1["stream"]["stream_state"]["n"],
+            2,
+            "{mode:?}: both confirmed states kept"
+        );
+        let run = sync(&sb, &script, json!({}), mode);
+        run.expect_code(0);
+        assert_eq!(
+            seen(&sb, "state.json")[0]["stream"]["stream_state"]["n"],
+            2,
+            "{mode:?}: the rerun resumed"
+        );
+        assert_eq!(
+            written(&sb),
+            [1, 2, 3, 4, 5],
+            "{mode:?}: nothing lost or repeated"
+        );
+    }
+}
+
+#[test]
+fn global_and_legacy_states_make_the_round_trip() {
+    for kind in ["GLOBAL", "LEGACY"] {
+        for mode in [&[][..], &["--no-cache"][..]] {
+            let sb = Sandbox::new();
+            let script = scripted_source(&sb);
+            let config = json!({"state_type": kind});
+            sync(&sb, &script, config.clone(), mode).expect_code(0);
+            let stored = stored_pair_states(&sb.state_db());
+            assert_eq!(stored.len(), 1, "{kind} {mode:?}: {stored:?}");
+            assert_eq!(stored[0].0, kind);
+            let second = sync(&sb, &script, config, mode);
+            second.expect_code(0);
+            let state = seen(&sb, "state.json");
+            assert_eq!(state[0]["type"], kind, "{kind} {mode:?}: {state}");
+            if kind == "GLOBAL" {
+                assert_eq!(state[0]["global"]["shared_state"]["cdc"], 3, "{state}");
+            } else {
+                assert_eq!(state[0]["data"]["n"], 3, "{state}");
+            }
+            assert_eq!(second.json()["resumed_from_state"], true);
+            assert_eq!(written(&sb), [1, 2, 3, 4, 5, 6], "{kind} {mode:?}");
+        }
+    }
+}
+
+#[test]
+fn a_config_updated_by_control_is_stored_used_next_time_and_reported() {
+    let sb = Sandbox::new();
+    let script = scripted_source(&sb);
+    let given = json!({"records": 1, "token": "old", "control": {"records": 1, "token": "new"}});
+    sync(&sb, &script, given.clone(), &[]).expect_code(0);
+    assert_eq!(seen(&sb, "config.json")["token"], "old");
+    sync(&sb, &script, given.clone(), &[]).expect_code(0);
+    assert_eq!(
+        seen(&sb, "config.json"),
+        json!({"records": 1, "token": "new"}),
+        "the second run used the config the source stored"
+    );
+    // Another given config is the user's choice: it is not overridden.
+    sync(&sb, &script, json!({"records": 1, "token": "mine"}), &[]).expect_code(0);
+    assert_eq!(seen(&sb, "config.json")["token"], "mine");
+
+    // The library tells the caller.
+    let updates = Arc::new(Mutex::new(Vec::new()));
+    runtime().block_on(async {
+        let source = get_source("scripted")
+            .local_executable(&script)
+            .config(json!({"records": 1, "control": {"token": "lib"}}))
+            .build()
+            .expect("source");
+        let dest = airlock::get_noop_destination().expect("noop");
+        let seen_updates = updates.clone();
+        dest.write(&source)
+            .no_cache()
+            .on_config_update(move |u| seen_updates.lock().unwrap().push(u.clone()))
+            .run()
+            .await
+            .expect("sync");
+    });
+    let updates = updates.lock().unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].role, ConnectorRole::Source);
+    assert_eq!(updates[0].connector, "scripted");
+    assert_eq!(updates[0].config, json!({"token": "lib"}));
+}
+
+/// A destination script: `mode` "reject" refuses the catalog; "miscount" echoes
+/// every state with a wrong destinationStats.recordCount.
+fn scripted_destination(sb: &Sandbox, mode: &str) -> PathBuf {
+    sb.script(
+        &format!("dest-{mode}.py"),
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, sys
+args = sys.argv[1:]
+def out(m): print(json.dumps(m), flush=True)
+if args[0] == "spec":
+    out({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object"}}}}}})
+elif args[0] == "write":
+    if "{mode}" == "reject":
+        out({{"type": "TRACE", "trace": {{"type": "ERROR", "emitted_at": 1.0, "error": {{"message": "stream s: destination_sync_mode append is not supported, use overwrite", "failure_type": "config_error"}}}}}})
+        sys.exit(1)
+    for line in sys.stdin:
+        m = json.loads(line)
+        if m["type"] == "STATE":
+            m["state"]["destinationStats"] = {{"recordCount": 0.0}}
+            out(m)
+"#
+        ),
+    )
+}
+
+#[test]
+fn a_catalog_the_destination_rejects_is_a_clear_error_and_nothing_is_lost() {
+    let sb = Sandbox::new();
+    let script = scripted_source(&sb);
+    let rejecting = scripted_destination(&sb, "reject");
+    let config = json!({}).to_string();
+    let run = sb.run(
+        &[
+            "sync",
+            "--source",
+            "scripted",
+            "--source-config",
+            &config,
+            "--source-local-executable",
+            script.to_str().unwrap(),
+            "--destination",
+            "picky",
+            "--destination-config",
+            "{}",
+            "--local-executable",
+            rejecting.to_str().unwrap(),
+        ],
+        None,
+    );
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("picky")
+            && run
+                .stderr
+                .contains("destination_sync_mode append is not supported"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        stored_states(&sb.state_db()).is_empty(),
+        "nothing confirmed"
+    );
+    // The read is cached: the next sync to a destination that takes it delivers
+    // every record, without the source reading them again.
+    let run = sync(&sb, &script, json!({"records": 0}), &[]);
+    run.expect_code(0);
+    assert_eq!(written(&sb), [1, 2, 3]);
+}
+
+#[test]
+fn destination_stats_that_disagree_are_warned_about() {
+    let sb = Sandbox::new();
+    let script = scripted_source(&sb);
+    let miscounting = scripted_destination(&sb, "miscount");
+    let run = sb.run(
+        &[
+            "sync",
+            "--source",
+            "scripted",
+            "--source-config",
+            "{}",
+            "--source-local-executable",
+            script.to_str().unwrap(),
+            "--destination",
+            "miscounter",
+            "--destination-config",
+            "{}",
+            "--local-executable",
+            miscounting.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    run.expect_code(0);
+    let result = run.json();
+    assert_eq!(result["records_confirmed"], 3);
+    let warnings = result["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 3, "{result}");
+    assert!(
+        warnings[0].as_str().unwrap().contains(
+            "reported 0 records (destinationStats) for the state of stream s, but airlock sent 1"
+        ),
+        "{warnings:?}"
+    );
+    assert!(run.stderr.contains("warning"), "{}", run.stderr);
+    assert_eq!(result["streams"]["s"]["read"], 3);
+    assert_eq!(result["streams"]["s"]["reported_by_destination"], 0);
+}
+
+/// Counts rows of `table` in the SQLite file at `db`; 0 while it is not there yet.
+fn rows_in(db: &Path, table: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .and_then(|c| c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_interrupted_sync_resumes_with_nothing_lost() {
+    // With the cache, Ctrl-C lands while the source is being read; without it,
+    // while records stream into the destination.
+    for no_cache in [false, true] {
+        let sb = Sandbox::new();
+        let script = scripted_source(&sb);
+        let config = json!({"records": 60, "sleep": 0.05}).to_string();
+        let root = sb.path().join("root");
+        let mut cmd = sb.airlock();
+        cmd.args([
+            "sync",
+            "--source",
+            "scripted",
+            "--source-config",
+            &config,
+            "--source-local-executable",
+            script.to_str().unwrap(),
+            "--destination",
+            "destination-local-json",
+            "--destination-config",
+            r#"{"destination_path":"/local/out"}"#,
+            "--local-root",
+            root.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        if no_cache {
+            cmd.arg("--no-cache");
+        }
+        let child = cmd.spawn().expect("spawn");
+        let progressed = || {
+            if no_cache {
+                rows_in(&sb.state_db(), "stream_state") > 0
+            } else {
+                rows_in(&sb.home().join("cache/default.sqlite"), "source_state") > 0
+            }
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !progressed() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sync never got going"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Ctrl-C, as a user would.
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::INT,
+        )
+        .expect("SIGINT");
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(
+            output.status.code(),
+            Some(130),
+            "no_cache={no_cache}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+
+        let mut extra = vec![];
+        if no_cache {
+            extra.push("--no-cache");
+        }
+        let run = sync(&sb, &script, json!({"records": 10}), &extra);
+        run.expect_code(0);
+        let seen_state = seen(&sb, "state.json");
+        let resumed_at = seen_state[0]["stream"]["stream_state"]["n"]
+            .as_i64()
+            .unwrap_or(0);
+        assert!(
+            resumed_at > 0 && resumed_at < 60,
+            "no_cache={no_cache}: the rerun resumed mid-way: {seen_state}"
+        );
+        let mut rows = written(&sb);
+        rows.sort_unstable();
+        rows.dedup();
+        assert_eq!(
+            rows,
+            (1..=resumed_at + 10).collect::<Vec<_>>(),
+            "no_cache={no_cache}: every record the source emitted reached the destination"
+        );
+    }
+}
