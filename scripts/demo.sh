@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The README's main job: build airlock (which carries its plugins as WASI components)
-# and sync the real airbyte-source-faker (PyPI, installed into .venv-faker) into the
-# sandboxed built-in destination-local-json. Output lands in ./demo-output; state in
-# ./.airlock (run it twice: the second sync resumes from the confirmed state).
+# and sync the built-in source-faker (a Rust port of airbyte-source-faker, run as a
+# sandboxed WASI command) into the sandboxed built-in destination-local-json, on the
+# embedded defaults. Nothing else is installed. Output lands in ./demo-output; state
+# and the read cache in ./.airlock (run it twice: the second sync resumes from the
+# stored state and reads nothing new).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="${DEMO_OUT:-$PWD/demo-output}"
 bash scripts/setup-rust.sh
-bash scripts/setup-python.sh
 cargo build --release -p airlock
 export AIRLOCK_HOME="${AIRLOCK_HOME:-$PWD/.airlock}"
 target/release/airlock sync \
-  --source source-faker --source-local-executable .venv-faker/bin/source-faker \
-  --source-config '{"count": 1000, "seed": 1}' \
+  --source source-faker --source-config '{"count": 1000, "seed": 1, "always_updated": false}' \
   --destination destination-local-json --destination-config '{"destination_path": "/local/faker"}' \
   --local-root "$ROOT"
 echo "demo: the sandboxed plugin wrote $(cat "$ROOT"/faker/_airbyte_raw_*.jsonl | wc -l) rows into $ROOT/faker:"

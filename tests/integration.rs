@@ -9,6 +9,7 @@
 mod support;
 
 mod bad_input;
+mod builtin_faker;
 mod cache_sync;
 mod cli_basics;
 mod docker;

@@ -41,8 +41,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print a destination's spec (its config's JSON Schema).
+    /// Print a connector's spec (its config's JSON Schema).
     Spec(SpecArgs),
+    /// Print a source's catalog: its streams, schemas and sync modes.
+    Discover(DiscoverArgs),
     /// Validate a config against the spec, then run the destination's check.
     Check(CheckArgs),
     /// Read a source into a destination, resuming from the last confirmed state.
@@ -186,6 +188,19 @@ impl ExecutorFlags {
 pub struct SpecArgs {
     /// Destination name, e.g. destination-local-json.
     pub destination: String,
+    #[command(flatten)]
+    #[allow(missing_docs, reason = "flattened")]
+    pub executor: ExecutorFlags,
+}
+
+/// `airlock discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Source name, e.g. source-faker.
+    pub source: String,
+    /// Config: a JSON file path, or inline JSON.
+    #[arg(long, value_name = "CFG")]
+    pub config: String,
     #[command(flatten)]
     #[allow(missing_docs, reason = "flattened")]
     pub executor: ExecutorFlags,
@@ -388,6 +403,7 @@ fn from_destination(error: DestinationError) -> Failure {
 async fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Spec(args) => spec(args).await,
+        Command::Discover(args) => discover(args).await,
         Command::Check(args) => check(args).await,
         Command::Write(args) => write(args).await,
         Command::Sync(args) => sync(args).await,
@@ -430,6 +446,34 @@ async fn spec(args: SpecArgs) -> Result<ExitCode, Failure> {
     let spec = destination.spec().await.map_err(from_destination)?;
     println!("{}", serde_json::to_string_pretty(spec).unwrap_or_default());
     Ok(ExitCode::SUCCESS)
+}
+
+async fn discover(args: DiscoverArgs) -> Result<ExitCode, Failure> {
+    let config = config::read_config_arg(&args.config).map_err(usage)?;
+    let options = args
+        .executor
+        .options()
+        .map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let source = crate::source::get_source(&args.source)
+        .executor_options(options)
+        .config(config)
+        .build()
+        .map_err(source_failure)?;
+    source.validate_config().await.map_err(source_failure)?;
+    let catalog = source.discover().await.map_err(source_failure)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(catalog).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A source's error as a failure: a connector's is exit 1, the user's 2.
+fn source_failure(e: SourceError) -> Failure {
+    match e {
+        SourceError::Executor(e) => from_executor(e),
+        other => usage(other),
+    }
 }
 
 async fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
@@ -558,10 +602,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
     source_options.pip_url = args.source_pip_url.clone();
     source_options.version = args.source_version.clone();
     source_options.env.clear();
-    let source_error = |e: SourceError| match e {
-        SourceError::Executor(e) => from_executor(e),
-        other => usage(other),
-    };
+    let source_error = source_failure;
     let source = crate::source::get_source(&args.source)
         .executor_options(source_options)
         .config(source_config)

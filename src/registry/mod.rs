@@ -6,7 +6,8 @@
 //!
 //! 1. `--local-executable PATH`: that program (process executor);
 //! 2. `--wasm PATH`: that component (WASM executor, sandboxed);
-//! 3. a **built-in** plugin of that name (carried by the airlock binary, sandboxed);
+//! 3. a **built-in** plugin of that name (carried by the airlock binary, sandboxed:
+//!    the three destinations and `source-faker`);
 //! 4. the **plugins folder**: `$AIRLOCK_HOME/plugins/<name>.wasm` (sandboxed);
 //! 5. an **executable** of that name on `PATH` (process executor);
 //! 6. a **pip venv** `$AIRLOCK_HOME/venvs/<name>` (installed from PyPI as
@@ -230,6 +231,7 @@ mod tests {
             "destination-dev-null",
             "destination-local-json",
             "destination-csv",
+            "source-faker",
         ] {
             let bytes = builtin(name).unwrap_or_else(|| panic!("{name} built in"));
             assert!(
