@@ -1,7 +1,8 @@
 //! `airlock bench`: write-loop throughput, measured side by side in one run.
 //!
 //! Owns the synthetic faker-like input (records of about 300 bytes, a STATE every
-//! 10 000 records) and the cases. Figures are ratios between cases of the same run;
+//! 10 000 records) and the cases; `--sync` measures whole syncs from the built-in
+//! faker instead. Figures are ratios between cases of the same run;
 //! nothing here asserts a time.
 
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ pub struct BenchArgs {
     /// Print the table as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Measure syncs instead: the built-in source-faker into the WASM dev-null and
+    /// local-json, with the read cache on and off.
+    #[arg(long)]
+    pub sync: bool,
 }
 
 /// Records between two STATE messages in the synthetic input.
@@ -258,11 +263,131 @@ async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, Stri
     ))
 }
 
+/// One sync of `records` faker users into `destination`, through `cache` or not.
+async fn sync_case(
+    case: &str,
+    records: u64,
+    destination: &crate::Destination,
+    cache: Option<std::sync::Arc<crate::cache::Cache>>,
+) -> anyhow::Result<CaseResult> {
+    let source = crate::source::get_source("source-faker")
+        .config(json!({"count": records, "seed": 1}))
+        .build()?;
+    // Compiling the components and discovery are not the part measured.
+    source.discover().await?;
+    destination.spec().await?;
+    let started = Instant::now();
+    let job = destination.write(&source).streams(&["users"]);
+    let job = match cache {
+        Some(cache) => job.cache(cache),
+        None => job.no_cache(),
+    };
+    let result = job
+        .run()
+        .await
+        .with_context(|| format!("bench case {case}"))?;
+    anyhow::ensure!(
+        result.write.records_confirmed == records,
+        "bench case {case}: {} of {records} records confirmed",
+        result.write.records_confirmed
+    );
+    Ok(CaseResult {
+        case: case.into(),
+        records,
+        bytes: result.write.bytes_sent,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The built-in faker alone: its output read and dropped.
+async fn faker_alone(records: u64) -> anyhow::Result<CaseResult> {
+    let mut source = crate::source::get_source("source-faker")
+        .config(json!({"count": records, "seed": 1}))
+        .build()?;
+    source.select_streams(&["users"]).await?;
+    let catalog = source
+        .configured_catalog(crate::source::WriteStrategy::Append, true)
+        .await?;
+    let started = Instant::now();
+    let mut stream = source.read_stream(catalog, None).await?;
+    let bytes = tokio::io::copy(&mut stream.reader, &mut tokio::io::sink()).await?;
+    stream.session.exit.await?;
+    Ok(CaseResult {
+        case: "source-faker (WASM command) alone, output dropped".into(),
+        records,
+        bytes,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The sync cases: the built-in faker into the built-in WASM destinations.
+///
+/// # Errors
+/// When a case fails.
+pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let policy = SandboxPolicy::new().allow_local_root(scratch.path());
+    let destination = |name: &str, config: serde_json::Value| {
+        let bytes = crate::registry::builtin(name).unwrap_or_default();
+        crate::Destination::from_executor(
+            name,
+            Box::new(WasmExecutor::new(
+                name,
+                WasmSource::Builtin(bytes),
+                policy.clone(),
+            )),
+            Some(config),
+            None,
+        )
+    };
+    let dev_null = destination(
+        "destination-dev-null",
+        json!({"test_destination": {"test_destination_type": "SILENT"}}),
+    );
+    let cache =
+        |name: &str| crate::cache::Cache::open(scratch.path().join(format!("{name}.sqlite")));
+    let n = args.records;
+    let mut rows = vec![faker_alone(n).await?];
+    rows.push(sync_case("faker → WASM dev-null, no cache", n, &dev_null, None).await?);
+    rows.push(
+        sync_case(
+            "faker → WASM dev-null, cache",
+            n,
+            &dev_null,
+            Some(cache("dev-null")?),
+        )
+        .await?,
+    );
+    let no_cache_json = destination(
+        "destination-local-json",
+        json!({"destination_path": "/local/no-cache"}),
+    );
+    rows.push(sync_case("faker → WASM local-json, no cache", n, &no_cache_json, None).await?);
+    let cached_json = destination(
+        "destination-local-json",
+        json!({"destination_path": "/local/cache"}),
+    );
+    rows.push(
+        sync_case(
+            "faker → WASM local-json, cache",
+            n,
+            &cached_json,
+            Some(cache("local-json")?),
+        )
+        .await?,
+    );
+    print_table(&rows, args.json);
+    Ok(())
+}
+
 /// Runs every case and prints the table.
 ///
 /// # Errors
 /// When a case fails or a plugin binary is missing.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.sync {
+        return run_sync(&args).await;
+    }
     let input = synthetic_input(args.records);
     let dev_null = args.dev_null.clone().or_else(|| native_plugin("destination-dev-null")).context(
         "no destination-dev-null binary found; build it (cargo build --release -p destination-dev-null) or pass --dev-null PATH",

@@ -19,6 +19,8 @@ pub use destination::{
 pub mod bench;
 pub mod cache;
 pub mod cli;
+pub mod conformance;
 pub mod home;
+pub mod scaffold;
 pub mod source;
 pub mod sync;

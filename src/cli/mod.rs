@@ -5,6 +5,7 @@
 //! mapping errors to exit codes: 0 ok, 1 the connector failed, 2 bad usage or bad
 //! input. It holds no sync logic of its own.
 
+mod plugin;
 pub mod progress;
 
 use std::path::PathBuf;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Docker housekeeping.
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// For plugin authors: create a destination crate, run the conformance suite.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 /// `airlock docker …`.
@@ -404,6 +408,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Spec(args) => spec(args).await,
         Command::Discover(args) => discover(args).await,
+        Command::Plugin(command) => plugin::run(command).await,
         Command::Check(args) => check(args).await,
         Command::Write(args) => write(args).await,
         Command::Sync(args) => sync(args).await,
