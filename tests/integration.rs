@@ -15,6 +15,7 @@ mod cli_basics;
 mod docker;
 mod faker;
 mod pip;
+mod plugin_kit;
 mod process_executor;
 mod state_durability;
 mod sync;

@@ -159,9 +159,11 @@ impl Executor for ProcessExecutor {
         // caller is still draining output.
         let waiter = tokio::spawn(async move {
             let _job = job; // removed (with config and catalog) when the run ends
+            let mut aborted = false;
             let status = tokio::select! {
                 status = child.wait() => status,
                 _ = abort_rx => {
+                    aborted = true;
                     kill_process_group(pid);
                     let _ = child.start_kill();
                     child.wait().await
@@ -180,8 +182,21 @@ impl Executor for ProcessExecutor {
                 Err(_) => Ok(()),
             };
             let _ = tokio::time::timeout(PIPE_GRACE, stderr_pump).await;
+            // The feeder ends when the host closes the input; a connector that is
+            // gone (killed, or exited while the host still held its input open)
+            // must not keep its exit waiting on that.
             let fed = match feeder {
-                Some(handle) => handle.await.unwrap_or(FeedOutcome::Completed),
+                Some(handle) if aborted => {
+                    handle.abort();
+                    FeedOutcome::Completed
+                }
+                Some(mut handle) => match tokio::time::timeout(PIPE_GRACE, &mut handle).await {
+                    Ok(joined) => joined.unwrap_or(FeedOutcome::Completed),
+                    Err(_) => {
+                        handle.abort();
+                        FeedOutcome::PipeClosed
+                    }
+                },
                 None => FeedOutcome::Completed,
             };
             #[cfg(unix)]

@@ -40,6 +40,8 @@ pub fn plugin_bin(name: &str) -> PathBuf {
                 "destination-dev-null",
                 "-p",
                 "destination-local-json",
+                "-p",
+                "destination-csv",
                 "--target-dir",
             ])
             .arg(&dir)
