@@ -115,8 +115,10 @@ fn write_into_local_json_produces_airbytes_format_and_persists_states() {
     assert_eq!(result["states_confirmed"], 2);
     assert_eq!(
         result["streams"]["users"],
-        json!({"name": "users", "sent": 3, "confirmed": 3})
+        json!({"name": "users", "sent": 3, "confirmed": 3, "reported_by_destination": 3}),
+        "local-json reports destinationStats, and they agree"
     );
+    assert!(result.get("warnings").is_none(), "{result}");
 
     let written =
         std::fs::read_to_string(out.join("_airbyte_raw_users.jsonl")).expect("output file");
