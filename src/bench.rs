@@ -264,12 +264,13 @@ async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, Stri
 }
 
 /// One sync of `records` faker users into `destination`, through `cache` or not.
+/// With a cache, the read and the replay are also reported on their own.
 async fn sync_case(
     case: &str,
     records: u64,
     destination: &crate::Destination,
     cache: Option<std::sync::Arc<crate::cache::Cache>>,
-) -> anyhow::Result<CaseResult> {
+) -> anyhow::Result<Vec<CaseResult>> {
     let source = crate::source::get_source("source-faker")
         .config(json!({"count": records, "seed": 1}))
         .build()?;
@@ -277,12 +278,35 @@ async fn sync_case(
     source.discover().await?;
     destination.spec().await?;
     let started = Instant::now();
-    let job = destination.write(&source).streams(&["users"]);
-    let job = match cache {
-        Some(cache) => job.cache(cache),
-        None => job.no_cache(),
+    let Some(cache) = cache else {
+        let result = destination
+            .write(&source)
+            .streams(&["users"])
+            .no_cache()
+            .run()
+            .await
+            .with_context(|| format!("bench case {case}"))?;
+        anyhow::ensure!(
+            result.write.records_confirmed == records,
+            "bench case {case}: {} of {records} records confirmed",
+            result.write.records_confirmed
+        );
+        return Ok(vec![CaseResult {
+            case: case.into(),
+            records,
+            bytes: result.write.bytes_sent,
+            secs: started.elapsed().as_secs_f64(),
+        }]);
     };
-    let result = job
+    let options = crate::source::ReadOptions {
+        streams: Some(vec!["users".into()]),
+        ..Default::default()
+    };
+    let read = source.read_with(&cache, options).await?;
+    let read_secs = started.elapsed().as_secs_f64();
+    let replay_started = Instant::now();
+    let result = destination
+        .write(&read)
         .run()
         .await
         .with_context(|| format!("bench case {case}"))?;
@@ -291,12 +315,27 @@ async fn sync_case(
         "bench case {case}: {} of {records} records confirmed",
         result.write.records_confirmed
     );
-    Ok(CaseResult {
-        case: case.into(),
-        records,
-        bytes: result.write.bytes_sent,
-        secs: started.elapsed().as_secs_f64(),
-    })
+    let bytes = result.write.bytes_sent;
+    Ok(vec![
+        CaseResult {
+            case: format!("{case}: read into the cache"),
+            records,
+            bytes,
+            secs: read_secs,
+        },
+        CaseResult {
+            case: format!("{case}: replay from the cache"),
+            records,
+            bytes,
+            secs: replay_started.elapsed().as_secs_f64(),
+        },
+        CaseResult {
+            case: case.into(),
+            records,
+            bytes,
+            secs: started.elapsed().as_secs_f64(),
+        },
+    ])
 }
 
 /// The built-in faker alone: its output read and dropped.
@@ -348,8 +387,8 @@ pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
         |name: &str| crate::cache::Cache::open(scratch.path().join(format!("{name}.sqlite")));
     let n = args.records;
     let mut rows = vec![faker_alone(n).await?];
-    rows.push(sync_case("faker → WASM dev-null, no cache", n, &dev_null, None).await?);
-    rows.push(
+    rows.extend(sync_case("faker → WASM dev-null, no cache", n, &dev_null, None).await?);
+    rows.extend(
         sync_case(
             "faker → WASM dev-null, cache",
             n,
@@ -362,12 +401,12 @@ pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
         "destination-local-json",
         json!({"destination_path": "/local/no-cache"}),
     );
-    rows.push(sync_case("faker → WASM local-json, no cache", n, &no_cache_json, None).await?);
+    rows.extend(sync_case("faker → WASM local-json, no cache", n, &no_cache_json, None).await?);
     let cached_json = destination(
         "destination-local-json",
         json!({"destination_path": "/local/cache"}),
     );
-    rows.push(
+    rows.extend(
         sync_case(
             "faker → WASM local-json, cache",
             n,

@@ -50,11 +50,13 @@ pub(crate) fn fill(
     let conn = cache.lock();
     let sql = cache.sql_error();
     conn.execute_batch("BEGIN").map_err(&sql)?;
-    let begun = prepare(cache, &conn, &plan);
-    if let Err(error) = begun {
-        let _ = conn.execute_batch("ROLLBACK");
-        return Err(error);
-    }
+    let source_id = match prepare(cache, &conn, &plan) {
+        Ok(id) => id,
+        Err(error) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(error);
+        }
+    };
     let in_catalog: HashSet<String> = plan
         .catalog
         .streams
@@ -66,7 +68,7 @@ pub(crate) fn fill(
     let result = (|| -> Result<(), CacheError> {
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO message (source, kind, slot, line) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO message (source_id, kind, slot, records, line) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(&sql)?;
         let mut save_state = conn
@@ -76,6 +78,10 @@ pub(crate) fn fill(
             )
             .map_err(&sql)?;
         let mut last_slot: Option<(String, Option<String>, String)> = None;
+        // Consecutive records of one stream go into one row (a run): one insert
+        // per run instead of per record. Positions only ever fall on STATE rows,
+        // so a run is never split by a confirmation.
+        let mut run = RecordRun::default();
         while let Some(event) = output.blocking_recv() {
             let OutputEvent::Lines(batch) = event else {
                 continue;
@@ -99,9 +105,11 @@ pub(crate) fn fill(
                             summary.records_skipped += 1;
                             continue;
                         }
-                        insert
-                            .execute(params![plan.source, RowKind::Record as i64, slot, line])
-                            .map_err(&sql)?;
+                        if run.slot != **slot || run.lines.len() >= MAX_RUN_BYTES {
+                            run.flush(&mut insert, source_id).map_err(&sql)?;
+                            run.slot.clone_from(slot);
+                        }
+                        run.push(line);
                         *records.entry(slot.to_string()).or_default() += 1;
                     }
                     LinePeek::Other(
@@ -111,14 +119,16 @@ pub(crate) fn fill(
                             summary.lines_skipped += 1;
                             continue;
                         };
+                        run.flush(&mut insert, source_id).map_err(&sql)?;
                         match message.payload {
                             Payload::State(state) => {
                                 let slot = state_slot(&state);
                                 insert
                                     .execute(params![
-                                        plan.source,
+                                        source_id,
                                         RowKind::State as i64,
                                         slot,
+                                        0,
                                         line
                                     ])
                                     .map_err(&sql)?;
@@ -146,9 +156,10 @@ pub(crate) fn fill(
                                 if in_catalog.contains(&slot) {
                                     insert
                                         .execute(params![
-                                            plan.source,
+                                            source_id,
                                             RowKind::StreamStatus as i64,
                                             slot,
+                                            0,
                                             line
                                         ])
                                         .map_err(&sql)?;
@@ -169,6 +180,7 @@ pub(crate) fn fill(
                 }
             }
         }
+        run.flush(&mut insert, source_id).map_err(&sql)?;
         Ok(())
     })();
     let keep = result.is_ok() && keep_tail.blocking_recv().unwrap_or(false);
@@ -182,13 +194,71 @@ pub(crate) fn fill(
     Ok(summary)
 }
 
+/// A run of records stops growing at this size.
+const MAX_RUN_BYTES: usize = 256 * 1024;
+
+/// Consecutive records of one stream, as newline-joined lines.
+#[derive(Default)]
+struct RecordRun {
+    slot: String,
+    lines: Vec<u8>,
+    count: i64,
+}
+
+impl RecordRun {
+    fn push(&mut self, line: &[u8]) {
+        if self.count > 0 {
+            self.lines.push(b'\n');
+        }
+        self.lines.extend_from_slice(line);
+        self.count += 1;
+    }
+
+    /// Inserts the run as one row, if it holds anything, and empties it.
+    fn flush(
+        &mut self,
+        insert: &mut rusqlite::CachedStatement<'_>,
+        source_id: i64,
+    ) -> Result<(), rusqlite::Error> {
+        if self.count > 0 {
+            insert.execute(params![
+                source_id,
+                RowKind::Record as i64,
+                self.slot,
+                self.count,
+                self.lines
+            ])?;
+            self.lines.clear();
+            self.count = 0;
+        }
+        Ok(())
+    }
+}
+
 /// Inside the read's first transaction: forget what this read supersedes (the
 /// whole log on a restart; the earlier copy of each stream read in full) and file
 /// the catalog.
-fn prepare(cache: &Cache, conn: &rusqlite::Connection, plan: &FillPlan) -> Result<(), CacheError> {
+fn prepare(cache: &Cache, conn: &rusqlite::Connection, plan: &FillPlan) -> Result<i64, CacheError> {
     let sql = cache.sql_error();
+    conn.execute(
+        "INSERT INTO source (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+        params![plan.source],
+    )
+    .map_err(&sql)?;
+    let source_id: i64 = conn
+        .query_row(
+            "SELECT id FROM source WHERE name = ?1",
+            params![plan.source],
+            |row| row.get(0),
+        )
+        .map_err(&sql)?;
     if plan.restart {
-        for table in ["message", "source_state", "position"] {
+        conn.execute(
+            "DELETE FROM message WHERE source_id = ?1",
+            params![source_id],
+        )
+        .map_err(&sql)?;
+        for table in ["source_state", "position"] {
             conn.execute(
                 &format!("DELETE FROM {table} WHERE source = ?1"),
                 params![plan.source],
@@ -201,13 +271,16 @@ fn prepare(cache: &Cache, conn: &rusqlite::Connection, plan: &FillPlan) -> Resul
                 continue;
             }
             let slot = stream_slot(&stream.stream.name, stream.stream.namespace.as_deref());
-            for table in ["message", "source_state"] {
-                conn.execute(
-                    &format!("DELETE FROM {table} WHERE source = ?1 AND slot = ?2"),
-                    params![plan.source, slot],
-                )
-                .map_err(&sql)?;
-            }
+            conn.execute(
+                "DELETE FROM message WHERE source_id = ?1 AND slot = ?2",
+                params![source_id, slot],
+            )
+            .map_err(&sql)?;
+            conn.execute(
+                "DELETE FROM source_state WHERE source = ?1 AND slot = ?2",
+                params![plan.source, slot],
+            )
+            .map_err(&sql)?;
         }
     }
     // The cached catalog is every stream still in the log: this read's streams
@@ -242,5 +315,5 @@ fn prepare(cache: &Cache, conn: &rusqlite::Connection, plan: &FillPlan) -> Resul
         ],
     )
     .map_err(&sql)?;
-    Ok(())
+    Ok(source_id)
 }

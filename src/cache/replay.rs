@@ -104,7 +104,7 @@ pub(crate) fn replay(
         .unwrap_or(0);
     let mut query = conn
         .prepare(
-            "SELECT seq, kind, slot, line FROM message WHERE source = ?1 AND seq > ?2 ORDER BY seq",
+            "SELECT seq, kind, slot, line FROM message WHERE source_id = (SELECT id FROM source WHERE name = ?1) AND seq > ?2 ORDER BY seq",
         )
         .map_err(&sql)?;
     let mut rows = query.query(params![plan.source, start]).map_err(&sql)?;
