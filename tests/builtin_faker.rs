@@ -9,24 +9,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 fn sync(sb: &Sandbox, config: Value, extra: &[&str]) -> Run {
-    let root = sb.path().join("root");
-    let config = config.to_string();
-    let mut args = vec![
-        "sync",
-        "--source",
-        "source-faker",
-        "--source-config",
-        &config,
-        "--destination",
-        "destination-local-json",
-        "--destination-config",
-        r#"{"destination_path":"/local/out"}"#,
-        "--local-root",
-        root.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    sb.run(&args, None)
+    sync_to_local_json(sb, &["source-faker"], &config.to_string(), extra)
 }
 
 /// The field names and JSON types of a record's data.

@@ -84,26 +84,12 @@ fn seen(sb: &Sandbox, what: &str) -> Value {
 
 /// `airlock sync` of the scripted source into local-json under `root/out`.
 fn sync(sb: &Sandbox, source: &Path, config: Value, extra: &[&str]) -> Run {
-    let root = sb.path().join("root");
-    let config = config.to_string();
-    let mut args = vec![
-        "sync",
-        "--source",
+    let source = [
         "scripted",
-        "--source-config",
-        &config,
         "--source-local-executable",
         source.to_str().unwrap(),
-        "--destination",
-        "destination-local-json",
-        "--destination-config",
-        r#"{"destination_path":"/local/out"}"#,
-        "--local-root",
-        root.to_str().unwrap(),
-        "--json",
     ];
-    args.extend_from_slice(extra);
-    sb.run(&args, None)
+    sync_to_local_json(sb, &source, &config.to_string(), extra)
 }
 
 /// The `n` of every row local-json wrote for stream `s`, in file order.
@@ -420,28 +406,15 @@ fn an_interrupted_sync_resumes_with_nothing_lost() {
         let sb = Sandbox::new();
         let script = scripted_source(&sb);
         let config = json!({"records": 60, "sleep": 0.05}).to_string();
-        let root = sb.path().join("root");
-        let mut cmd = sb.airlock();
-        cmd.args([
-            "sync",
-            "--source",
+        let source = [
             "scripted",
-            "--source-config",
-            &config,
             "--source-local-executable",
             script.to_str().unwrap(),
-            "--destination",
-            "destination-local-json",
-            "--destination-config",
-            r#"{"destination_path":"/local/out"}"#,
-            "--local-root",
-            root.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-        if no_cache {
-            cmd.arg("--no-cache");
-        }
+        ];
+        let extra: &[&str] = if no_cache { &["--no-cache"] } else { &[] };
+        let mut cmd = sync_to_local_json_command(&sb, &source, &config, extra);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let child = cmd.spawn().expect("spawn");
         let progressed = || {
             if no_cache {

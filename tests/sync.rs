@@ -5,25 +5,8 @@ use serde_json::json;
 use crate::support::*;
 
 fn sync(sb: &Sandbox, source_exe: &str, source_config: &str, extra: &[&str]) -> Run {
-    let root = sb.path().join("root");
-    let mut args = vec![
-        "sync",
-        "--source",
-        "source-faker",
-        "--source-config",
-        source_config,
-        "--source-local-executable",
-        source_exe,
-        "--destination",
-        "destination-local-json",
-        "--destination-config",
-        r#"{"destination_path":"/local/out"}"#,
-        "--local-root",
-        root.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    sb.run(&args, None)
+    let source = ["source-faker", "--source-local-executable", source_exe];
+    sync_to_local_json(sb, &source, source_config, extra)
 }
 
 #[test]

@@ -577,18 +577,7 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
             print_result(&result, args.json);
             Ok(ExitCode::SUCCESS)
         }
-        Err(WriteError { cause, partial }) => {
-            print_result(&partial, args.json);
-            let code = match &cause {
-                WriteFailure::Destination(e) if !e.is_connector_failure() => 2,
-                WriteFailure::Input(_) => 2,
-                _ => 1,
-            };
-            Err(Failure {
-                error: cause.into(),
-                code,
-            })
-        }
+        Err(error) => Err(write_failure(error, args.json)),
     }
 }
 
@@ -667,18 +656,7 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(SyncError::Write(WriteError { cause, partial })) => {
-            print_result(&partial, args.json);
-            let code = match &cause {
-                WriteFailure::Destination(e) if !e.is_connector_failure() => 2,
-                WriteFailure::Input(_) => 2,
-                _ => 1,
-            };
-            Err(Failure {
-                error: cause.into(),
-                code,
-            })
-        }
+        Err(SyncError::Write(error)) => Err(write_failure(error, args.json)),
         Err(SyncError::SourceFailed { source, partial }) => {
             print_result(&partial, args.json);
             Err(Failure {
@@ -690,6 +668,21 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
         Err(SyncError::Cache(e)) => Err(usage(e)),
         Err(SyncError::Destination(e)) => Err(from_destination(e)),
         Err(other) => Err(usage(other)),
+    }
+}
+
+/// Prints what a failed write reached, and its error as a failure: the user's
+/// (exit 2) for bad input or a connector that could not run, else the connector's (1).
+fn write_failure(WriteError { cause, partial }: WriteError, json: bool) -> Failure {
+    print_result(&partial, json);
+    let code = match &cause {
+        WriteFailure::Destination(e) if !e.is_connector_failure() => 2,
+        WriteFailure::Input(_) => 2,
+        _ => 1,
+    };
+    Failure {
+        error: cause.into(),
+        code,
     }
 }
 

@@ -204,6 +204,22 @@ impl Suite<'_> {
             .await
     }
 
+    /// [`Suite::write`], which must also confirm every state and record; else the
+    /// failing verdict.
+    async fn write_confirmed(
+        &self,
+        config: &Value,
+        catalog: ConfiguredAirbyteCatalog,
+        input: Vec<u8>,
+    ) -> Result<WriteResult, Verdict> {
+        let result = self
+            .write(config, catalog, input)
+            .await
+            .map_err(|error| write_failed("the write failed", &error))?;
+        all_confirmed(&result).map_err(fail)?;
+        Ok(result)
+    }
+
     /// The destination's `supported_destination_sync_modes`, when its spec lists them.
     async fn supported_modes(&self) -> Option<Vec<String>> {
         let spec = self.executor.spec().await.ok()?;
@@ -286,15 +302,12 @@ impl Suite<'_> {
         }
         let owned: Vec<TestStream> = streams.iter().map(|(s, _)| s.clone()).collect();
         let result = match self
-            .write(&config, catalog(&owned), input.into_bytes())
+            .write_confirmed(&config, catalog(&owned), input.into_bytes())
             .await
         {
             Ok(result) => result,
-            Err(error) => return write_failed("the write failed", &error),
+            Err(verdict) => return verdict,
         };
-        if let Err(why) = all_confirmed(&result) {
-            return fail(why);
-        }
         let confirmed = format!("{} records confirmed", result.records_confirmed);
         match folder {
             Some(folder) => {
@@ -554,15 +567,12 @@ async fn large_batch(s: &Suite<'_>) -> Verdict {
         }
     }
     let result = match s
-        .write(&config, catalog(&[stream.clone()]), input.into_bytes())
+        .write_confirmed(&config, catalog(&[stream.clone()]), input.into_bytes())
         .await
     {
         Ok(result) => result,
-        Err(error) => return write_failed("the write failed", &error),
+        Err(verdict) => return verdict,
     };
-    if let Err(why) = all_confirmed(&result) {
-        return fail(why);
-    }
     let mut detail = format!(
         "{n} records ({:.1} MB) confirmed in {:.2}s",
         result.bytes_sent as f64 / 1e6,
@@ -893,15 +903,11 @@ async fn append_dedup(s: &Suite<'_>) -> Verdict {
         input.record(&stream, row);
     }
     input.stream_state(&stream, 5).complete(&stream);
-    let result = match s
-        .write(&config, catalog(&[stream.clone()]), input.into_bytes())
+    if let Err(verdict) = s
+        .write_confirmed(&config, catalog(&[stream.clone()]), input.into_bytes())
         .await
     {
-        Ok(result) => result,
-        Err(error) => return write_failed("the write failed", &error),
-    };
-    if let Err(why) = all_confirmed(&result) {
-        return fail(why);
+        return verdict;
     }
     let (Some(folder), Some(reader)) = (folder, &s.reader) else {
         return not_applicable(

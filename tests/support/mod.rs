@@ -117,6 +117,43 @@ impl Sandbox {
     }
 }
 
+/// `airlock sync` of `source` (its name, then its flags) with `source_config` into
+/// the built-in local-json under `<sandbox>/root/out`, printing JSON, plus `extra`.
+pub fn sync_to_local_json_command(
+    sb: &Sandbox,
+    source: &[&str],
+    source_config: &str,
+    extra: &[&str],
+) -> Command {
+    let root = sb.path().join("root");
+    let mut cmd = sb.airlock();
+    cmd.args(["sync", "--source"])
+        .args(source)
+        .args(["--source-config", source_config])
+        .args([
+            "--destination",
+            "destination-local-json",
+            "--destination-config",
+            r#"{"destination_path":"/local/out"}"#,
+            "--local-root",
+        ])
+        .arg(root)
+        .args(extra);
+    cmd
+}
+
+/// [`sync_to_local_json_command`], run to the end with `--json`.
+pub fn sync_to_local_json(
+    sb: &Sandbox,
+    source: &[&str],
+    source_config: &str,
+    extra: &[&str],
+) -> Run {
+    let mut cmd = sync_to_local_json_command(sb, source, source_config, extra);
+    cmd.arg("--json");
+    run_command(cmd, None)
+}
+
 /// Runs a command to the end, feeding `stdin` from a thread.
 pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     cmd.stdin(if stdin.is_some() {
