@@ -650,6 +650,11 @@ async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
                     );
                 }
                 print_result(&result.write, false);
+                // The same figures for logs and scripts: one JSON stats record.
+                eprintln!(
+                    "airlock: stats {}",
+                    serde_json::to_string(&result).unwrap_or_default()
+                );
             }
             for warning in &result.write.warnings {
                 eprintln!("airlock: warning: {warning}");
