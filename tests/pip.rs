@@ -55,32 +55,69 @@ fn a_pip_installed_faker_is_reused_reinstalled_synced_and_removed() {
         installed_at
     );
 
-    // A sync reads from it (a bare name finds the installed venv).
-    let root = sb.path().join("root");
-    let run = sb.run(
-        &[
-            "sync",
-            "--source",
+    // `--source-pip-url` reaches the real faker although a built-in one has the
+    // same name (a bare name means the built-in): the registry, which the CLI flags
+    // feed, picks the pip executor for it.
+    let options = |pip_url: Option<&str>| airlock::registry::ExecutorOptions {
+        pip_url: pip_url.map(str::to_owned),
+        ..Default::default()
+    };
+    let resolved = |pip_url| {
+        format!(
+            "{:?}",
+            airlock::registry::resolve("source-faker", &options(pip_url)).expect("resolves")
+        )
+    };
+    assert!(
+        resolved(Some("airbyte-source-faker==7.2.1")).starts_with("PipExecutor"),
+        "{}",
+        resolved(Some("airbyte-source-faker==7.2.1"))
+    );
+    assert!(
+        resolved(None).starts_with("WasmExecutor"),
+        "{}",
+        resolved(None)
+    );
+
+    // The incremental two-run sync CI asks for: the second run is handed the stored
+    // state and receives only new or updated records (none, with always_updated=false).
+    let sync = |extra: &[&str]| {
+        let source = [
             "source-faker",
-            "--source-config",
-            r#"{"count": 20, "seed": 3}"#,
-            "--destination",
-            "destination-dev-null",
-            "--destination-config",
-            r#"{"test_destination":{"test_destination_type":"SILENT"}}"#,
-            "--local-root",
-            root.to_str().unwrap(),
-            "--json",
-        ],
-        None,
-    );
-    run.expect_code(0);
+            "--source-pip-url",
+            "airbyte-source-faker==7.2.1",
+        ];
+        sync_to_local_json(
+            &sb,
+            &source,
+            r#"{"count": 20, "seed": 3, "always_updated": false}"#,
+            extra,
+        )
+    };
+    let first = sync(&[]);
+    first.expect_code(0);
+    let first = first.json();
+    assert_eq!(first["records_confirmed"], 60, "20 per stream: {first}");
+    assert_eq!(first["resumed_from_state"], false);
+    let second = sync(&[]);
+    second.expect_code(0);
+    let second = second.json();
+    assert_eq!(second["resumed_from_state"], true, "{second}");
+    assert_eq!(second["records_read"], 0, "nothing new: {second}");
+    assert_eq!(second["records_sent"], 0, "{second}");
     assert_eq!(
-        run.json()["records_confirmed"],
-        60,
-        "20 per stream: {}",
-        run.stdout
+        stored_states(&sb.state_db()).len(),
+        3,
+        "a confirmed state per stream"
     );
+    // The same without the cache: the destination-confirmed state goes to the source.
+    let third = sync(&["--no-cache"]);
+    third.expect_code(0);
+    assert_eq!(third.json()["resumed_from_state"], true);
+    assert_eq!(third.json()["records_sent"], 0);
+    let rows = std::fs::read_to_string(sb.path().join("root/out/_airbyte_raw_users.jsonl"))
+        .expect("users written");
+    assert_eq!(rows.lines().count(), 20, "each user once");
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
