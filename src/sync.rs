@@ -144,7 +144,7 @@ pub struct SyncJob<'a> {
     cache: CacheChoice,
     state: Option<Arc<StateStore>>,
     options: WriteOptions,
-    progress: Option<ProgressCallback>,
+    progress: Option<Arc<Mutex<ProgressCallback>>>,
     on_config: Option<ConfigCallback>,
 }
 
@@ -213,7 +213,7 @@ impl<'a> SyncJob<'a> {
 
     /// Progress callback.
     pub fn on_progress(mut self, callback: impl FnMut(&Progress) + Send + 'static) -> Self {
-        self.progress = Some(Box::new(callback));
+        self.progress = Some(Arc::new(Mutex::new(Box::new(callback))));
         self
     }
 
@@ -288,10 +288,21 @@ impl<'a> SyncJob<'a> {
                             force_full_refresh: self.full_refresh,
                             streams: self.streams.clone(),
                         };
-                        let (read, read_failure) = match source
-                            .read_into_cache(&cache, options, source_config, Some(control))
-                            .await
-                        {
+                        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                        let ticker = self.read_progress(counter.clone());
+                        let read = source
+                            .read_into_cache(
+                                &cache,
+                                options,
+                                source_config,
+                                Some(control),
+                                Some(counter),
+                            )
+                            .await;
+                        if let Some(ticker) = ticker {
+                            ticker.abort();
+                        }
+                        let (read, read_failure) = match read {
                             Ok(read) => (read, None),
                             // What the source emitted up to its last state is cached:
                             // deliver it, then report the source's failure.
@@ -325,6 +336,30 @@ impl<'a> SyncJob<'a> {
                 }
             }
         }
+    }
+
+    /// While a source is read into the cache, reports the records read so far to
+    /// the progress callback, every progress interval.
+    fn read_progress(
+        &self,
+        counter: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let progress = self.progress.clone()?;
+        let interval = self.options.progress_interval;
+        let started = std::time::Instant::now();
+        Some(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let snapshot = Progress {
+                    reading: Some(counter.load(std::sync::atomic::Ordering::Relaxed)),
+                    elapsed: started.elapsed(),
+                    ..Progress::default()
+                };
+                (progress.lock().unwrap_or_else(|e| e.into_inner()))(&snapshot);
+            }
+        }))
     }
 
     /// The config to run `connector` with: the one it last set through CONTROL
@@ -390,8 +425,10 @@ impl<'a> SyncJob<'a> {
                 key: key.clone(),
             });
         }
-        if let Some(progress) = self.progress.take() {
-            job = job.on_progress(progress);
+        if let Some(progress) = self.progress.clone() {
+            job = job.on_progress(move |p| {
+                (progress.lock().unwrap_or_else(|e| e.into_inner()))(p);
+            });
         }
         job
     }

@@ -470,3 +470,46 @@ fn an_interrupted_sync_resumes_with_nothing_lost() {
         );
     }
 }
+
+#[test]
+fn progress_is_reported_while_reading_into_the_cache_and_while_writing() {
+    let sb = Sandbox::new();
+    let script = scripted_source(&sb);
+    let snapshots = Arc::new(Mutex::new(Vec::new()));
+    runtime().block_on(async {
+        let source = get_source("scripted")
+            .local_executable(&script)
+            .config(json!({"records": 30, "sleep": 0.02}))
+            .build()
+            .expect("source");
+        // A destination that takes its time, so the write is seen too.
+        let dest = airlock::get_destination("destination-dev-null")
+            .config(json!({"test_destination": {"test_destination_type": "THROTTLED", "millis_per_record": 20}}))
+            .build()
+            .expect("dest");
+        let seen = snapshots.clone();
+        dest.write(&source)
+            .cache(Cache::open(sb.path().join("c.sqlite")).expect("cache"))
+            .options(airlock::write::WriteOptions {
+                progress_interval: std::time::Duration::from_millis(50),
+                ..Default::default()
+            })
+            .on_progress(move |p| seen.lock().unwrap().push((p.reading, p.records_sent)))
+            .run()
+            .await
+            .expect("sync");
+    });
+    let snapshots = snapshots.lock().unwrap();
+    assert!(
+        snapshots
+            .iter()
+            .any(|(reading, _)| reading.is_some_and(|n| n > 0)),
+        "the read was reported: {snapshots:?}"
+    );
+    assert!(
+        snapshots
+            .iter()
+            .any(|(reading, sent)| reading.is_none() && *sent > 0),
+        "the write was reported: {snapshots:?}"
+    );
+}

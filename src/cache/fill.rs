@@ -27,6 +27,8 @@ pub(crate) struct FillPlan {
     /// Start the source's log again (a full refresh).
     pub restart: bool,
     pub control: Option<ControlCallback>,
+    /// Counts records as they are cached, for a progress display.
+    pub counter: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// What a fill added.
@@ -110,6 +112,9 @@ pub(crate) fn fill(
                             run.slot.clone_from(slot);
                         }
                         run.push(line);
+                        if let Some(counter) = &plan.counter {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         *records.entry(slot.to_string()).or_default() += 1;
                     }
                     LinePeek::Other(

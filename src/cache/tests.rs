@@ -39,6 +39,7 @@ fn fill_lines(cache: &Cache, lines: &[String], ok: bool, restart: bool) -> fill:
         catalog: catalog("append", "incremental"),
         restart,
         control: None,
+        counter: None,
     };
     fill(cache, plan, rx, keep_rx).expect("fill")
 }

@@ -76,9 +76,16 @@ impl Display {
     }
 }
 
-/// `N records sent (R/s, M MB/s), C confirmed`.
+/// `N records sent (R/s, M MB/s), C confirmed`; while reading into the cache,
+/// `reading into the cache: N records (R/s)`.
 pub fn summary_line(p: &Progress) -> String {
     let secs = p.elapsed.as_secs_f64().max(1e-9);
+    if let Some(read) = p.reading {
+        return format!(
+            "reading into the cache: {read} records ({:.0}/s)",
+            read as f64 / secs
+        );
+    }
     format!(
         "{} records sent ({:.0}/s, {:.1} MB/s), {} confirmed, {} states confirmed",
         p.records_sent,
@@ -122,6 +129,7 @@ mod tests {
                 ("users".into(), 1500, 1000),
                 ("ns.purchases".into(), 500, 500),
             ],
+            reading: None,
         };
         let text = panel(&p);
         assert!(
@@ -132,6 +140,15 @@ mod tests {
         assert!(
             text.contains("users") && text.contains("1000 confirmed"),
             "{text}"
+        );
+        let reading = Progress {
+            reading: Some(3000),
+            elapsed: Duration::from_secs(2),
+            ..Progress::default()
+        };
+        assert_eq!(
+            panel(&reading),
+            "reading into the cache: 3000 records (1500/s)"
         );
     }
 }

@@ -325,7 +325,8 @@ impl Source {
         options: ReadOptions,
     ) -> Result<ReadResult, SourceError> {
         let config = self.config_or_err()?.clone();
-        self.read_into_cache(cache, options, config, None).await
+        self.read_into_cache(cache, options, config, None, None)
+            .await
     }
 
     /// [`Source::read_with`] with the config to run with and a CONTROL callback.
@@ -335,6 +336,7 @@ impl Source {
         options: ReadOptions,
         config: Value,
         control: Option<ControlCallback>,
+        counter: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<ReadResult, SourceError> {
         let catalog = self
             .configured_catalog_of(
@@ -363,6 +365,7 @@ impl Source {
             catalog: catalog.clone(),
             restart: options.force_full_refresh,
             control,
+            counter,
         };
         let filling = {
             let cache = cache.clone();

@@ -152,6 +152,9 @@ pub struct Progress {
     pub elapsed: Duration,
     /// Per stream (keyed `name` or `namespace.name`): records sent, confirmed.
     pub streams: Vec<(String, u64, u64)>,
+    /// While a source is being read into the cache (before anything is sent):
+    /// the records read so far. `None` while writing.
+    pub reading: Option<u64>,
 }
 
 /// Why a write failed. [`WriteError::partial`] holds what was done and confirmed
@@ -513,6 +516,7 @@ impl WriteLoop {
             records_confirmed: self.ledger.confirmed.iter().map(|(_, n)| n).sum(),
             states_confirmed: self.ledger.states_confirmed,
             elapsed: self.started.elapsed(),
+            reading: None,
             streams: self
                 .counters
                 .per_stream
