@@ -134,6 +134,10 @@ impl Executor for ProcessExecutor {
 
         let (input_tx, feeder) = match child.stdin.take() {
             Some(stdin) if takes_input => {
+                // A 1 MiB pipe instead of 64 KiB: fewer wake-ups of both sides
+                // per batch. Best effort (the system may cap it).
+                #[cfg(target_os = "linux")]
+                let _ = rustix::pipe::fcntl_setpipe_size(&stdin, 1 << 20);
                 let (tx, rx) = mpsc::channel(INPUT_QUEUE);
                 (Some(tx), Some(tokio::spawn(feed_stdin(stdin, rx))))
             }
@@ -142,6 +146,9 @@ impl Executor for ProcessExecutor {
         let stdout = child.stdout.take().ok_or_else(|| {
             self.io_error("opening stdout")(std::io::Error::other("no stdout pipe"))
         })?;
+        // A source's whole output comes this way: the same larger pipe.
+        #[cfg(target_os = "linux")]
+        let _ = rustix::pipe::fcntl_setpipe_size(&stdout, 1 << 20);
         let stderr = child.stderr.take().ok_or_else(|| {
             self.io_error("opening stderr")(std::io::Error::other("no stderr pipe"))
         })?;

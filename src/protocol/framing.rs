@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde::de::{IgnoredAny, MapAccess, Visitor};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::protocol::message::{AirbyteMessage, MessageType};
@@ -162,29 +161,12 @@ struct RecordPeek<'a> {
     stream: Cow<'a, str>,
     #[serde(borrow, default)]
     namespace: Option<Cow<'a, str>>,
-    data: JsonObject,
+    /// Skipped as raw text (serde_json's fastest skip: keys are not decoded);
+    /// checked to be an object below.
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
     #[serde(rename = "emitted_at")]
     _emitted_at: serde_json::Number,
-}
-
-/// Accepts any JSON object and keeps nothing of it.
-struct JsonObject;
-
-impl<'de> Deserialize<'de> for JsonObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = JsonObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(JsonObject)
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor)
-    }
 }
 
 /// Looks at one line and says what it is. RECORD lines are checked for shape
@@ -198,13 +180,16 @@ pub fn peek_line(line: &[u8]) -> LinePeek<'_> {
         Ok(PeekWire {
             kind: MessageType::Record,
             record: Some(r),
-        }) => {
-            let _ = r.data;
-            LinePeek::Record {
-                stream: r.stream,
-                namespace: r.namespace,
-            }
+        }) if !r.data.get().starts_with('{') => {
+            LinePeek::NotAMessage("RECORD `data` is not a JSON object".into())
         }
+        Ok(PeekWire {
+            kind: MessageType::Record,
+            record: Some(r),
+        }) => LinePeek::Record {
+            stream: r.stream,
+            namespace: r.namespace,
+        },
         Ok(PeekWire {
             kind: MessageType::Record,
             record: None,
