@@ -281,8 +281,8 @@ impl<'a> SyncJob<'a> {
                         .await
                     }
                     Some(cache) => {
-                        let resumed_from_state =
-                            !self.full_refresh && !cache.source_state(source.name())?.is_empty();
+                        let input_state = self.cached_read_state(&cache, source.name(), &key)?;
+                        let resumed_from_state = input_state.is_some();
                         let options = ReadOptions {
                             strategy: self.strategy.unwrap_or_default(),
                             force_full_refresh: self.full_refresh,
@@ -295,6 +295,7 @@ impl<'a> SyncJob<'a> {
                                 &cache,
                                 options,
                                 source_config,
+                                input_state,
                                 Some(control),
                                 Some(counter),
                             )
@@ -336,6 +337,29 @@ impl<'a> SyncJob<'a> {
                 }
             }
         }
+    }
+
+    /// The state a read into the cache resumes from: none for a full refresh; the
+    /// state this destination confirmed when it has confirmed everything the cache
+    /// holds of the source (it is then as fresh as the cache's, or fresher, if a
+    /// `--no-cache` sync moved it on); else the cache's own, so that what the
+    /// cache still owes the destination is delivered and not read again.
+    fn cached_read_state(
+        &self,
+        cache: &Cache,
+        source: &str,
+        key: &SyncKey,
+    ) -> Result<Option<Value>, SyncError> {
+        if self.full_refresh {
+            return Ok(None);
+        }
+        if let Some(store) = &self.state
+            && cache.fully_confirmed(source, self.destination.name())?
+            && let Some(confirmed) = store.load(key)?.to_input_state()
+        {
+            return Ok(Some(confirmed));
+        }
+        Ok(cache.source_state(source)?.to_input_state())
     }
 
     /// While a source is read into the cache, reports the records read so far to

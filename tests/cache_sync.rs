@@ -513,3 +513,29 @@ fn progress_is_reported_while_reading_into_the_cache_and_while_writing() {
         "the write was reported: {snapshots:?}"
     );
 }
+
+#[test]
+fn switching_between_the_cache_and_no_cache_delivers_each_record_once() {
+    let sb = Sandbox::new();
+    let script = scripted_source(&sb);
+    // cached, then straight through, then cached again: each run must resume from
+    // the freshest confirmed state, whichever way the last one went.
+    for (run, extra) in [&[][..], &["--no-cache"][..], &[][..], &["--no-cache"][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let result = sync(&sb, &script, json!({}), extra);
+        result.expect_code(0);
+        assert_eq!(
+            result.json()["records_sent"],
+            3,
+            "run {run}: {}",
+            result.stdout
+        );
+    }
+    assert_eq!(
+        written(&sb),
+        (1..=12).collect::<Vec<_>>(),
+        "nothing read twice, nothing lost"
+    );
+}

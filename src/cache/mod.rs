@@ -432,6 +432,47 @@ impl Cache {
         tx.commit().map_err(self.sql_error())
     }
 
+    /// Whether `destination` has confirmed every state the cache holds of `source`
+    /// (true when it holds none).
+    pub(crate) fn fully_confirmed(
+        &self,
+        source: &str,
+        destination: &str,
+    ) -> Result<bool, CacheError> {
+        let positions = self.positions(source, destination)?;
+        let confirmed = |slot: &str| -> i64 {
+            [slot, "\u{1e}GLOBAL", "\u{1e}LEGACY"]
+                .iter()
+                .filter_map(|s| positions.get(*s))
+                .copied()
+                .max()
+                .unwrap_or(0)
+        };
+        let conn = self.lock();
+        let mut query = conn
+            .prepare(
+                "SELECT slot, max(seq) FROM message WHERE source_id = (SELECT id FROM source WHERE name = ?1) AND kind = 1 GROUP BY slot",
+            )
+            .map_err(self.sql_error())?;
+        let rows = query
+            .query_map(params![source], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(self.sql_error())?;
+        for row in rows {
+            let (slot, last) = row.map_err(self.sql_error())?;
+            let seen = if slot.starts_with('\u{1e}') {
+                positions.get(&slot).copied().unwrap_or(0)
+            } else {
+                confirmed(&slot)
+            };
+            if seen < last {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The first cached row of each stream slot of `source` (to tell whether a
     /// destination already holds part of a stream's current copy).
     pub(crate) fn first_rows(&self, source: &str) -> Result<HashMap<String, i64>, CacheError> {

@@ -325,16 +325,23 @@ impl Source {
         options: ReadOptions,
     ) -> Result<ReadResult, SourceError> {
         let config = self.config_or_err()?.clone();
-        self.read_into_cache(cache, options, config, None, None)
+        let state = if options.force_full_refresh {
+            None
+        } else {
+            cache.source_state(&self.name)?.to_input_state()
+        };
+        self.read_into_cache(cache, options, config, state, None, None)
             .await
     }
 
-    /// [`Source::read_with`] with the config to run with and a CONTROL callback.
+    /// [`Source::read_with`] with the config and input state to run with, a
+    /// CONTROL callback and a progress counter.
     pub(crate) async fn read_into_cache(
         &self,
         cache: &Arc<Cache>,
         options: ReadOptions,
         config: Value,
+        state: Option<Value>,
         control: Option<ControlCallback>,
         counter: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<ReadResult, SourceError> {
@@ -345,11 +352,6 @@ impl Source {
                 options.streams.as_deref(),
             )
             .await?;
-        let state = if options.force_full_refresh {
-            None
-        } else {
-            cache.source_state(&self.name)?.to_input_state()
-        };
         let mut session = self
             .executor
             .run(Invocation::Read {
