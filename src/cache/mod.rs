@@ -440,14 +440,6 @@ impl Cache {
         destination: &str,
     ) -> Result<bool, CacheError> {
         let positions = self.positions(source, destination)?;
-        let confirmed = |slot: &str| -> i64 {
-            [slot, "\u{1e}GLOBAL", "\u{1e}LEGACY"]
-                .iter()
-                .filter_map(|s| positions.get(*s))
-                .copied()
-                .max()
-                .unwrap_or(0)
-        };
         let conn = self.lock();
         let mut query = conn
             .prepare(
@@ -461,12 +453,7 @@ impl Cache {
             .map_err(self.sql_error())?;
         for row in rows {
             let (slot, last) = row.map_err(self.sql_error())?;
-            let seen = if slot.starts_with('\u{1e}') {
-                positions.get(&slot).copied().unwrap_or(0)
-            } else {
-                confirmed(&slot)
-            };
-            if seen < last {
+            if replay::confirmed_position(&positions, &slot) < last {
                 return Ok(false);
             }
         }

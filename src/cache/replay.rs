@@ -34,21 +34,31 @@ impl ReplayPlan {
     /// The last row of `slot` the destination confirmed (a GLOBAL or LEGACY
     /// confirmation covers every stream).
     fn confirmed(&self, slot: &str) -> i64 {
-        [slot, GLOBAL, LEGACY]
-            .iter()
-            .filter_map(|s| self.positions.get(*s))
-            .copied()
-            .max()
-            .unwrap_or(0)
+        confirmed_position(&self.positions, slot)
     }
 
     /// Whether a row goes out.
     fn wanted(&self, seq: i64, kind: i64, slot: &str) -> bool {
         if kind == RowKind::State as i64 && (slot == GLOBAL || slot == LEGACY) {
-            return seq > self.positions.get(slot).copied().unwrap_or(0);
+            return seq > confirmed_position(&self.positions, slot);
         }
         self.slots.contains(slot) && seq > self.confirmed(slot)
     }
+}
+
+/// The last row a destination confirmed for `slot`: its own position, raised by
+/// a GLOBAL or LEGACY confirmation (which covers every stream). For the GLOBAL
+/// and LEGACY slots themselves, only their own position counts.
+pub(crate) fn confirmed_position(positions: &HashMap<String, i64>, slot: &str) -> i64 {
+    if slot == GLOBAL || slot == LEGACY {
+        return positions.get(slot).copied().unwrap_or(0);
+    }
+    [slot, GLOBAL, LEGACY]
+        .iter()
+        .filter_map(|s| positions.get(*s))
+        .copied()
+        .max()
+        .unwrap_or(0)
 }
 
 /// What a replay sent.
