@@ -261,34 +261,28 @@ pub fn lines(lines: &[String]) -> Vec<u8> {
 
 /// The stored states in a state database, as (stream, state JSON) pairs.
 pub fn stored_states(db: &Path) -> Vec<(String, Value)> {
-    let conn = rusqlite::Connection::open(db).expect("open state db");
-    let mut stmt = conn
-        .prepare("SELECT stream, state_json FROM stream_state ORDER BY stream")
-        .expect("prepare");
-    stmt.query_map([], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-    })
-    .expect("query")
-    .map(|r| {
-        let (stream, json) = r.expect("row");
-        (stream, serde_json::from_str(&json).expect("state json"))
-    })
-    .collect()
+    keyed_states(
+        db,
+        "SELECT stream, state_json FROM stream_state ORDER BY stream",
+    )
 }
 
 /// The stored GLOBAL and LEGACY states in a state database, as (kind, state JSON).
 pub fn stored_pair_states(db: &Path) -> Vec<(String, Value)> {
+    keyed_states(db, "SELECT kind, state_json FROM pair_state ORDER BY kind")
+}
+
+/// Runs `query` (a key column, then a JSON column) on the state database.
+fn keyed_states(db: &Path, query: &str) -> Vec<(String, Value)> {
     let conn = rusqlite::Connection::open(db).expect("open state db");
-    let mut stmt = conn
-        .prepare("SELECT kind, state_json FROM pair_state ORDER BY kind")
-        .expect("prepare");
+    let mut stmt = conn.prepare(query).expect("prepare");
     stmt.query_map([], |row| {
         Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
     })
     .expect("query")
     .map(|r| {
-        let (kind, json) = r.expect("row");
-        (kind, serde_json::from_str(&json).expect("state json"))
+        let (key, json) = r.expect("row");
+        (key, serde_json::from_str(&json).expect("state json"))
     })
     .collect()
 }
