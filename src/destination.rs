@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::OnceCell;
 
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, SecretMask};
 use crate::executor::{Executor, ExecutorError};
 use crate::protocol::{AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification};
 use crate::registry::{self, ConnectorBuilder};
@@ -148,13 +148,22 @@ impl Destination {
         )?)
     }
 
-    /// Validates the config, then runs the connector's `check`.
+    /// Validates the config, then runs the connector's `check`. Secrets of the
+    /// config are masked in the status and in every error.
     ///
     /// # Errors
     /// An invalid config, or a connector that crashes without a status.
     pub async fn check(&self) -> Result<AirbyteConnectionStatus, DestinationError> {
         self.validate_config().await?;
-        Ok(self.executor.check(self.config_or_err()?).await?)
+        let config = self.config_or_err()?;
+        let secrets = self.secret_mask(config).await;
+        Ok(self.executor.check(config, &secrets).await?)
+    }
+
+    /// The secrets of `config` (a config of this destination) to mask in what it
+    /// says: the values of the fields its spec marks `airbyte_secret`.
+    pub async fn secret_mask(&self, config: &Value) -> SecretMask {
+        SecretMask::for_connector(&self.name, self.spec().await, config)
     }
 
     /// The connector's version: what the backend reports, else the version asked for.
@@ -232,6 +241,16 @@ impl Destination {
         input: impl AsyncRead + Send + Unpin + 'static,
         catalog: ConfiguredAirbyteCatalog,
     ) -> WriteJob<'_> {
-        WriteJob::new(self.executor.as_ref(), config, catalog).input(input)
+        let mut job = WriteJob::new(self.executor.as_ref(), config.clone(), catalog).input(input);
+        // With the spec known (validate_config read it), the mask is ready; else the
+        // write reads the spec when it starts.
+        if let Some(spec) = self.spec.get() {
+            let secrets = SecretMask::for_connector(&self.name, Ok::<_, String>(spec), &config);
+            if let Some(given) = &self.config {
+                secrets.add_config(given);
+            }
+            job = job.secrets(secrets);
+        }
+        job
     }
 }

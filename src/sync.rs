@@ -93,7 +93,7 @@ pub enum SyncError {
     /// The source failed mid-stream; what the destination confirmed before is
     /// persisted, and the next run resumes from it.
     #[error(
-        "{source}\n  the states confirmed before the failure are kept; the next sync resumes from them"
+        "the source failed; the states confirmed before the failure are kept and the next sync resumes from them"
     )]
     SourceFailed {
         /// The source's error.
@@ -486,7 +486,7 @@ impl<'a> SyncJob<'a> {
         let job = self
             .destination
             .write_messages_with_config(destination_config, stream.reader, catalog)
-            .on_input_control(control);
+            .on_input_control(stream.secrets.tracking(control));
         let job = self.prepare(job, &key, given);
         let written = job.run().await;
         if written.is_err() {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use airlock::config::SecretMask;
 use airlock::executor::sandbox::SandboxPolicy;
 use airlock::executor::wasm::{WasmExecutor, WasmSource};
 use airlock::executor::{Executor, ExecutorError};
@@ -29,7 +30,7 @@ async fn host_still_works(sb: &Sandbox) {
     )
     .cache_dir(Some(sb.path().join("cache")));
     let status = exec
-        .check(&json!({"test_destination": {"test_destination_type": "SILENT"}}))
+        .check(&json!({"test_destination": {"test_destination_type": "SILENT"}}), &SecretMask::none())
         .await
         .expect("check");
     assert_eq!(status.status, ConnectionStatus::Succeeded);
@@ -42,7 +43,7 @@ async fn probes_of_files_network_and_environment_are_denied() {
     for attack in ["read_passwd", "write_outside", "socket", "env"] {
         let policy = SandboxPolicy::new().allow_local_root(sb.path().join("root"));
         let status = adversary(policy, &sb.path().join("cache"))
-            .check(&json!({"attack": attack}))
+            .check(&json!({"attack": attack}), &SecretMask::none())
             .await
             .unwrap_or_else(|e| panic!("{attack}: {e}"));
         let message = status.message.clone().unwrap_or_default();
@@ -68,7 +69,7 @@ async fn probes_of_files_network_and_environment_are_denied() {
 async fn attack_error(sb: &Sandbox, attack: &str, policy: SandboxPolicy) -> ExecutorError {
     let started = std::time::Instant::now();
     let result = adversary(policy, &sb.path().join("cache"))
-        .check(&json!({"attack": attack}))
+        .check(&json!({"attack": attack}), &SecretMask::none())
         .await;
     assert!(
         started.elapsed() < Duration::from_secs(60),

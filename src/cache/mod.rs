@@ -45,7 +45,7 @@ const APPLICATION_ID: i64 = 0x414c_4341;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// SQLite failed.
-    #[error("cache {}: {source}", path.display())]
+    #[error("cache {}", path.display())]
     Sqlite {
         /// The cache file.
         path: PathBuf,
@@ -90,7 +90,7 @@ pub enum CacheError {
         path: PathBuf,
     },
     /// Creating the cache's folder failed.
-    #[error("creating the folder for cache {}: {source}", path.display())]
+    #[error("creating the folder for cache {}", path.display())]
     Folder {
         /// The cache file.
         path: PathBuf,

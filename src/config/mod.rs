@@ -3,18 +3,23 @@
 //!
 //! Owns reading CFG arguments (a file path or inline JSON), JSON Schema validation
 //! with errors that name the path, and masking of fields the spec marks
-//! `airbyte_secret`. It does not run connectors.
+//! `airbyte_secret`, in configs ([`redact`]) and in anything a connector says
+//! ([`SecretMask`]). It does not run connectors.
+
+mod mask;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Value;
 
+pub use mask::{MASK, MIN_MASKED_CHARS, SecretMask};
+
 /// A config problem.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A file named as a config or catalog could not be read.
-    #[error("{what} {path}: {source}; pass a readable file or inline JSON")]
+    #[error("{what} {path} cannot be read (pass a readable file or inline JSON)")]
     Unreadable {
         /// "config" or "catalog".
         what: &'static str,
@@ -25,7 +30,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The text is not JSON.
-    #[error("{what} {origin} is not valid JSON: {source}")]
+    #[error("{what} {origin} is not valid JSON")]
     NotJson {
         /// "config" or "catalog".
         what: &'static str,
@@ -156,7 +161,7 @@ pub fn redact(config: &Value, secrets: &BTreeSet<String>) -> Value {
             map.iter()
                 .map(|(k, v)| {
                     let v = if secrets.contains(k) && !v.is_object() {
-                        Value::from("**********")
+                        Value::from(MASK)
                     } else {
                         redact(v, secrets)
                     };

@@ -188,6 +188,12 @@ impl Suite<'_> {
         (config, Some(folder))
     }
 
+    /// The secrets of `config`, from the destination's spec.
+    async fn secrets(&self, config: &Value) -> crate::config::SecretMask {
+        let spec = self.executor.spec().await;
+        crate::config::SecretMask::for_connector(self.executor.connector(), spec.as_ref(), config)
+    }
+
     async fn write(
         &self,
         config: &Value,
@@ -403,7 +409,7 @@ async fn check_good(s: &Suite<'_>) -> Verdict {
     {
         return fail(format!("the test config does not match the spec: {error}"));
     }
-    match s.executor.check(&config).await {
+    match s.executor.check(&config, &s.secrets(&config).await).await {
         Ok(status) if status.status == ConnectionStatus::Succeeded => pass("SUCCEEDED"),
         Ok(status) => fail(format!(
             "FAILED: {}",
@@ -456,7 +462,7 @@ async fn check_bad(s: &Suite<'_>) -> Verdict {
     if crate::config::validate(s.executor.connector(), schema, &bad).is_ok() {
         return not_applicable(format!("the spec accepts a config with {how}"));
     }
-    match s.executor.check(&bad).await {
+    match s.executor.check(&bad, &s.secrets(&bad).await).await {
         Ok(status) if status.status == ConnectionStatus::Failed => pass(format!(
             "FAILED for {how}: {}",
             status.message.unwrap_or_default()
@@ -702,7 +708,11 @@ async fn raw_write(
 ) -> Result<RawRun, String> {
     let mut session = s
         .executor
-        .run(Invocation::Write { config, catalog })
+        .run(Invocation::Write {
+            secrets: s.secrets(&config).await,
+            config,
+            catalog,
+        })
         .await
         .map_err(|e| format!("the destination did not start: {e}"))?;
     let input = session

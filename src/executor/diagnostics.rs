@@ -2,7 +2,8 @@
 //!
 //! Owns [`Diagnostics`] (shared by a backend's output pumps) and [`LogTail`] (what an
 //! error carries). Every connector log line also becomes a `tracing` event here, in
-//! one place, with the connector's name as a field.
+//! one place, with the connector's name as a field — after its config's secrets
+//! are masked ([`SecretMask`]), so no verbosity and no error shows them.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use memchr::memmem;
 
+use crate::config::SecretMask;
 use crate::protocol::{AirbyteErrorTraceMessage, LogLevel, Payload, TraceType, parse_message};
 
 /// Lines kept for errors.
@@ -52,16 +54,28 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
     connector: Arc<str>,
+    secrets: SecretMask,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl Diagnostics {
-    /// Empty diagnostics for `connector`.
-    pub fn new(connector: &str) -> Self {
+    /// Empty diagnostics for `connector`, masking `secrets` in all it keeps.
+    pub fn new(connector: &str, secrets: SecretMask) -> Self {
         Self {
             connector: connector.into(),
+            secrets,
             inner: Arc::default(),
         }
+    }
+
+    /// `text` with the connector's secrets masked.
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets.mask(text).into_owned()
+    }
+
+    /// The secrets this connector's output is masked with.
+    pub fn secrets(&self) -> &SecretMask {
+        &self.secrets
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -83,15 +97,17 @@ impl Diagnostics {
         inner.tail.push_back(line);
     }
 
-    /// A diagnostic text line (stderr, a component's log call).
-    pub fn note(&self, line: impl Into<String>) {
+    /// A diagnostic text line (stderr, a component's log call); returns it
+    /// masked, as kept.
+    pub fn note(&self, line: impl Into<String>) -> String {
         let line = line.into();
-        let line = line.trim_end();
+        let line = self.secrets.mask(line.trim_end()).into_owned();
         if line.is_empty() {
-            return;
+            return line;
         }
         tracing::debug!(connector = %self.connector, "{line}");
-        self.push(line.to_owned());
+        self.push(line.clone());
+        line
     }
 
     /// A line of protocol output. LOG and TRACE messages and non-JSON text are kept;
@@ -110,7 +126,9 @@ impl Diagnostics {
                     self.note_message(&message.payload);
                 }
             }
-            Some(_) => self.note(String::from_utf8_lossy(line)),
+            Some(_) => {
+                self.note(String::from_utf8_lossy(line));
+            }
         }
     }
 
@@ -118,20 +136,28 @@ impl Diagnostics {
     pub fn note_message(&self, payload: &Payload) {
         match payload {
             Payload::Log(log) => {
-                let text = format!("{} {}", log.level.as_str(), log.message);
+                let message = self.secrets.mask(&log.message);
                 match log.level {
                     LogLevel::Fatal | LogLevel::Error => {
-                        tracing::warn!(connector = %self.connector, "{}", log.message)
+                        tracing::warn!(connector = %self.connector, "{message}")
                     }
                     LogLevel::Warn => {
-                        tracing::info!(connector = %self.connector, "{}", log.message)
+                        tracing::info!(connector = %self.connector, "{message}")
                     }
-                    _ => tracing::debug!(connector = %self.connector, "{}", log.message),
+                    _ => tracing::debug!(connector = %self.connector, "{message}"),
                 }
-                self.push(text);
+                self.push(format!("{} {message}", log.level.as_str()));
             }
             Payload::Trace(trace) if trace.trace_type == TraceType::Error => {
                 if let Some(error) = &trace.error {
+                    let mut error = error.clone();
+                    self.secrets.mask_in_place(&mut error.message);
+                    if let Some(internal) = error.internal_message.as_mut() {
+                        self.secrets.mask_in_place(internal);
+                    }
+                    if let Some(stack) = error.stack_trace.as_mut() {
+                        self.secrets.mask_in_place(stack);
+                    }
                     tracing::warn!(connector = %self.connector, failure_type = ?error.failure_type, "{}", error.message);
                     self.push(format!("TRACE ERROR {}", error.message));
                     if let Some(internal) = &error.internal_message {
@@ -139,7 +165,7 @@ impl Diagnostics {
                     }
                     let mut inner = self.lock();
                     if inner.trace_error.is_none() {
-                        inner.trace_error = Some(error.clone());
+                        inner.trace_error = Some(error);
                     }
                 }
             }

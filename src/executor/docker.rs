@@ -29,7 +29,9 @@ use tokio::sync::{OnceCell, mpsc, oneshot};
 
 use super::job::JobFolder;
 use super::sandbox::SandboxPolicy;
-use super::stdio::{Ended, FeedOutcome, exit_result, feed_stdin, pump_stderr, pump_stdout};
+use super::stdio::{
+    Ended, FeedOutcome, exit_result, feed_stdin, joined_or_internal, pump_stderr, pump_stdout,
+};
 use super::{Diagnostics, Executor, ExecutorError, FailureReason, Invocation, Session};
 use crate::protocol::DEFAULT_MAX_LINE_BYTES;
 
@@ -373,6 +375,7 @@ impl Executor for DockerExecutor {
     }
 
     async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
+        let secrets = invocation.secrets();
         let docker = self.docker().await.map_err(|e| self.explain(e))?.clone();
         let image = self
             .ensure_image(&docker)
@@ -500,7 +503,7 @@ impl Executor for DockerExecutor {
             return Err(self.docker_error("start container")(e));
         }
 
-        let diagnostics = Diagnostics::new(&self.connector);
+        let diagnostics = Diagnostics::new(&self.connector, secrets.clone());
         let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
         let (stdout_in, stdout_out) = tokio::io::duplex(PIPE_BYTES);
         let (stderr_in, stderr_out) = tokio::io::duplex(PIPE_BYTES);
@@ -571,14 +574,14 @@ impl Executor for DockerExecutor {
             let grace = Duration::from_secs(5);
             let _ = tokio::time::timeout(grace, demux).await;
             let framing = match tokio::time::timeout(grace, stdout_pump).await {
-                Ok(joined) => joined.unwrap_or(Ok(())),
+                Ok(joined) => joined_or_internal(&connector, "read stdout", joined)?,
                 Err(_) => Ok(()),
             };
             let _ = tokio::time::timeout(grace, stderr_pump).await;
             let fed = match feeder {
                 Some(handle) => match tokio::time::timeout(grace, handle).await {
-                    Ok(Ok(outcome)) => outcome,
-                    _ => FeedOutcome::Completed,
+                    Ok(joined) => joined_or_internal(&connector, "feed stdin", joined)?,
+                    Err(_) => FeedOutcome::Completed,
                 },
                 None => FeedOutcome::Completed,
             };
@@ -602,6 +605,7 @@ impl Executor for DockerExecutor {
         });
         Ok(Session::from_task(
             &self.connector,
+            secrets,
             input_tx,
             output_rx,
             waiter,

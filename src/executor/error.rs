@@ -59,7 +59,7 @@ pub enum ExecutorError {
     },
 
     /// The executable exists but could not be started.
-    #[error("{connector}: could not start {}: {source}", path.display())]
+    #[error("{connector}: could not start {}", path.display())]
     Spawn {
         /// Connector name.
         connector: String,
@@ -115,7 +115,7 @@ pub enum ExecutorError {
     },
 
     /// The connector's output broke framing (e.g. a line over the limit).
-    #[error("{connector}: bad output: {source}")]
+    #[error("{connector}: bad output")]
     Framing {
         /// Connector name.
         connector: String,
@@ -125,7 +125,7 @@ pub enum ExecutorError {
     },
 
     /// Host I/O around the connector failed (temp files, pipes).
-    #[error("{connector}: {context}: {source}")]
+    #[error("{connector}: {context}")]
     Io {
         /// Connector name.
         connector: String,
@@ -257,6 +257,21 @@ pub enum ExecutorError {
         log_tail: LogTail,
     },
 
+    /// A task of airlock's own panicked or was cancelled: a bug in airlock, not a
+    /// fault of the connector or the input.
+    #[error(
+        "internal error in airlock: its task {task:?} for {connector} {what}\n\
+         this is a bug in airlock; the states confirmed before it are kept — please report it"
+    )]
+    Internal {
+        /// Connector name.
+        connector: String,
+        /// Which task.
+        task: &'static str,
+        /// "panicked: …" or "was cancelled".
+        what: String,
+    },
+
     /// No backend could be found for the name.
     #[error("no connector named {name:?} was found; tried:\n{}\nfix: {hint}", tried.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n"))]
     NotFound {
@@ -270,6 +285,70 @@ pub enum ExecutorError {
 }
 
 impl ExecutorError {
+    /// The error for a task of airlock's that ended without a result.
+    pub fn internal(connector: &str, task: &'static str, join: tokio::task::JoinError) -> Self {
+        Self::Internal {
+            connector: connector.to_owned(),
+            task,
+            what: describe_join_error(join),
+        }
+    }
+
+    /// The error with `secrets` masked in every text it carries (messages, causes,
+    /// log tails). Backends mask what they keep already; this is the last line at
+    /// the library's boundary.
+    #[must_use]
+    pub fn masked(mut self, secrets: &crate::config::SecretMask) -> Self {
+        if secrets.is_empty() {
+            return self;
+        }
+        let tail = |t: &mut LogTail| t.0.iter_mut().for_each(|l| secrets.mask_in_place(l));
+        match &mut self {
+            Self::ConnectorFailed {
+                message, log_tail, ..
+            } => {
+                if let Some(m) = message.as_mut() {
+                    secrets.mask_in_place(m);
+                }
+                tail(log_tail);
+            }
+            Self::Trap {
+                cause, log_tail, ..
+            } => {
+                secrets.mask_in_place(cause);
+                tail(log_tail);
+            }
+            Self::SandboxViolation { rule, log_tail, .. } => {
+                secrets.mask_in_place(rule);
+                tail(log_tail);
+            }
+            Self::StoppedReading { log_tail, .. }
+            | Self::MissingOutput { log_tail, .. }
+            | Self::InstallFailed { log_tail, .. } => tail(log_tail),
+            Self::UnsupportedWorld { detail, .. } => {
+                if let Some(d) = detail.as_mut() {
+                    secrets.mask_in_place(d);
+                }
+            }
+            Self::InvalidComponent { reason, .. }
+            | Self::DockerUnreachable { reason, .. }
+            | Self::ImageMissing { reason, .. }
+            | Self::Docker { reason, .. } => secrets.mask_in_place(reason),
+            Self::Io { source, .. } | Self::Spawn { source, .. } => {
+                let text = source.to_string();
+                if let std::borrow::Cow::Owned(masked) = secrets.mask(&text) {
+                    *source = std::io::Error::new(source.kind(), masked);
+                }
+            }
+            Self::ExecutableNotFound { .. }
+            | Self::Framing { .. }
+            | Self::Unsupported { .. }
+            | Self::NotFound { .. }
+            | Self::Internal { .. } => {}
+        }
+        self
+    }
+
     /// The connector's reported failure type, if it reported one.
     pub fn failure_type(&self) -> Option<FailureType> {
         match self {
@@ -302,4 +381,18 @@ impl ExecutorError {
                 | Self::SandboxViolation { .. }
         )
     }
+}
+
+/// "panicked: MESSAGE" or "was cancelled", for a task that ended without a result.
+pub(crate) fn describe_join_error(join: tokio::task::JoinError) -> String {
+    if join.is_cancelled() {
+        return "was cancelled".to_owned();
+    }
+    let panic = join.into_panic();
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    format!("panicked: {message}")
 }

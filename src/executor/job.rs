@@ -28,19 +28,22 @@ impl JobFolder {
         let mut files = Vec::new();
         match invocation {
             Invocation::Spec => {}
-            Invocation::Check { config } => {
+            Invocation::Check { config, .. } => {
                 write_private_json(dir.path(), "config.json", config)?;
                 files.push(("--config", "config.json"));
             }
-            Invocation::Discover { config } => {
+            Invocation::Discover { config, .. } => {
                 write_private_json(dir.path(), "config.json", config)?;
                 files.push(("--config", "config.json"));
             }
-            Invocation::Write { config, catalog }
+            Invocation::Write {
+                config, catalog, ..
+            }
             | Invocation::Read {
                 config,
                 catalog,
                 state: None,
+                ..
             } => {
                 write_private_json(dir.path(), "config.json", config)?;
                 write_private_json(dir.path(), "catalog.json", catalog)?;
@@ -51,6 +54,7 @@ impl JobFolder {
                 config,
                 catalog,
                 state: Some(state),
+                ..
             } => {
                 write_private_json(dir.path(), "config.json", config)?;
                 write_private_json(dir.path(), "catalog.json", catalog)?;

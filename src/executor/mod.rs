@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::SecretMask;
 use crate::protocol::{
     AirbyteCatalog, AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification,
     LineBatch, MessageType, OutputLine, Payload, classify_output,
@@ -41,6 +42,8 @@ pub enum Invocation {
     Check {
         /// The connector's config.
         config: Value,
+        /// Its secret values, masked in everything the connector says.
+        secrets: SecretMask,
     },
     /// `write --config --catalog`, with messages on the session's input.
     Write {
@@ -48,11 +51,15 @@ pub enum Invocation {
         config: Value,
         /// The configured catalog.
         catalog: ConfiguredAirbyteCatalog,
+        /// Its secret values, masked in everything the connector says.
+        secrets: SecretMask,
     },
     /// `discover --config` (a source).
     Discover {
         /// The connector's config.
         config: Value,
+        /// Its secret values, masked in everything the connector says.
+        secrets: SecretMask,
     },
     /// `read --config --catalog [--state]` (a source): messages on the output.
     Read {
@@ -62,6 +69,8 @@ pub enum Invocation {
         catalog: ConfiguredAirbyteCatalog,
         /// The state to resume from (a list of state messages), if any.
         state: Option<Value>,
+        /// Its secret values, masked in everything the connector says.
+        secrets: SecretMask,
     },
 }
 
@@ -74,6 +83,17 @@ impl Invocation {
             Self::Write { .. } => "write",
             Self::Discover { .. } => "discover",
             Self::Read { .. } => "read",
+        }
+    }
+
+    /// The secrets to mask in what the connector says (none for `spec`).
+    pub fn secrets(&self) -> SecretMask {
+        match self {
+            Self::Spec => SecretMask::none(),
+            Self::Check { secrets, .. }
+            | Self::Write { secrets, .. }
+            | Self::Discover { secrets, .. }
+            | Self::Read { secrets, .. } => secrets.clone(),
         }
     }
 }
@@ -122,10 +142,12 @@ impl Session {
         }
     }
 
-    /// A session whose exit is a spawned task's result; a task that panicked or
-    /// was cancelled becomes an [`ExecutorError::Io`] naming `connector`.
+    /// A session whose exit is a spawned task's result, its error masked with
+    /// `secrets`; a task that panicked or was cancelled becomes an
+    /// [`ExecutorError::Internal`] naming `connector`.
     pub(crate) fn from_task(
         connector: &str,
+        secrets: SecretMask,
         input: Option<mpsc::Sender<LineBatch>>,
         output: mpsc::Receiver<OutputEvent>,
         task: tokio::task::JoinHandle<Result<(), ExecutorError>>,
@@ -133,13 +155,9 @@ impl Session {
     ) -> Self {
         let connector = connector.to_owned();
         let exit = async move {
-            task.await.unwrap_or_else(|join| {
-                Err(ExecutorError::Io {
-                    connector,
-                    context: "waiting for the connector",
-                    source: std::io::Error::other(join),
-                })
-            })
+            task.await
+                .unwrap_or_else(|join| Err(ExecutorError::internal(&connector, "run", join)))
+                .map_err(|error| error.masked(&secrets))
         };
         Self::new(input, output, Box::pin(exit), abort)
     }
@@ -210,42 +228,69 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// [`ExecutorError`] when the connector fails or prints no SPEC message.
     async fn spec(&self) -> Result<ConnectorSpecification, ExecutorError> {
         let session = self.run(Invocation::Spec).await?;
-        let found = collect_first(self.connector(), session, MessageType::Spec).await?;
+        let found =
+            collect_first(self.connector(), session, MessageType::Spec, &SecretMask::none())
+                .await?;
         match found {
             Payload::Spec(spec) => Ok(spec),
             _ => unreachable!("collect_first returns the requested type"),
         }
     }
 
-    /// Runs `discover` with `config` and returns the source's catalog.
+    /// Runs `discover` with `config` and returns the source's catalog; `secrets`
+    /// are masked in what the connector says.
     ///
     /// # Errors
     /// [`ExecutorError`] when the connector fails or prints no CATALOG message.
-    async fn discover(&self, config: &Value) -> Result<AirbyteCatalog, ExecutorError> {
+    async fn discover(
+        &self,
+        config: &Value,
+        secrets: &SecretMask,
+    ) -> Result<AirbyteCatalog, ExecutorError> {
         let session = self
             .run(Invocation::Discover {
                 config: config.clone(),
+                secrets: secrets.clone(),
             })
             .await?;
-        match collect_first(self.connector(), session, MessageType::Catalog).await? {
+        let found = collect_first(self.connector(), session, MessageType::Catalog, secrets).await;
+        match found.map_err(|e| e.masked(secrets))? {
             Payload::Catalog(catalog) => Ok(catalog),
             _ => unreachable!("collect_first returns the requested type"),
         }
     }
 
-    /// Runs `check` with `config`. A FAILED status is a successful call.
+    /// Runs `check` with `config`. A FAILED status is a successful call. `secrets`
+    /// are masked in what the connector says, the status's message included.
     ///
     /// # Errors
     /// [`ExecutorError`] when the connector crashes without a status.
-    async fn check(&self, config: &Value) -> Result<AirbyteConnectionStatus, ExecutorError> {
+    async fn check(
+        &self,
+        config: &Value,
+        secrets: &SecretMask,
+    ) -> Result<AirbyteConnectionStatus, ExecutorError> {
         let session = self
             .run(Invocation::Check {
                 config: config.clone(),
+                secrets: secrets.clone(),
             })
             .await?;
-        let found = collect_first(self.connector(), session, MessageType::ConnectionStatus).await?;
+        let found = collect_first(
+            self.connector(),
+            session,
+            MessageType::ConnectionStatus,
+            secrets,
+        )
+        .await
+        .map_err(|e| e.masked(secrets))?;
         match found {
-            Payload::ConnectionStatus(status) => Ok(status),
+            Payload::ConnectionStatus(mut status) => {
+                if let Some(message) = status.message.as_mut() {
+                    secrets.mask_in_place(message);
+                }
+                Ok(status)
+            }
             _ => unreachable!("collect_first returns the requested type"),
         }
     }
@@ -258,9 +303,10 @@ async fn collect_first(
     connector: &str,
     mut session: Session,
     wanted: MessageType,
+    secrets: &SecretMask,
 ) -> Result<Payload, ExecutorError> {
     let mut found = None;
-    let diagnostics = Diagnostics::new(connector);
+    let diagnostics = Diagnostics::new(connector, secrets.clone());
     while let Some(event) = session.output.recv().await {
         match event {
             OutputEvent::Lines(batch) => {
@@ -274,7 +320,9 @@ async fn collect_first(
                     }
                 }
             }
-            OutputEvent::Diagnostic(line) => diagnostics.note(line),
+            OutputEvent::Diagnostic(line) => {
+                diagnostics.note(line);
+            }
         }
     }
     let exit = session.exit.await;

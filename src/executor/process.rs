@@ -13,7 +13,9 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use super::job::JobFolder;
-use super::stdio::{Ended, FeedOutcome, exit_result, feed_stdin, pump_stderr, pump_stdout};
+use super::stdio::{
+    Ended, FeedOutcome, exit_result, feed_stdin, joined_or_internal, pump_stderr, pump_stdout,
+};
 use super::{Diagnostics, Executor, ExecutorError, Invocation, Session};
 use crate::protocol::DEFAULT_MAX_LINE_BYTES;
 
@@ -96,6 +98,7 @@ impl Executor for ProcessExecutor {
     }
 
     async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
+        let secrets = invocation.secrets();
         let job = JobFolder::write(&invocation).map_err(self.io_error("writing the job folder"))?;
         let args = job.args(job.path());
         let takes_input = matches!(invocation, Invocation::Write { .. });
@@ -128,7 +131,7 @@ impl Executor for ProcessExecutor {
         })?;
         tracing::debug!(connector = %self.connector, program = %self.program.display(), command = invocation.command(), "started");
 
-        let diagnostics = Diagnostics::new(&self.connector);
+        let diagnostics = Diagnostics::new(&self.connector, secrets.clone());
         let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
         let (abort_tx, abort_rx) = oneshot::channel::<()>();
 
@@ -185,7 +188,7 @@ impl Executor for ProcessExecutor {
             // pumps a grace period rather than waiting on strangers.
             kill_process_group(pid);
             let framing = match tokio::time::timeout(PIPE_GRACE, stdout_pump).await {
-                Ok(joined) => joined.unwrap_or(Ok(())),
+                Ok(joined) => joined_or_internal(&connector, "read stdout", joined)?,
                 Err(_) => Ok(()),
             };
             let _ = tokio::time::timeout(PIPE_GRACE, stderr_pump).await;
@@ -198,7 +201,7 @@ impl Executor for ProcessExecutor {
                     FeedOutcome::Completed
                 }
                 Some(mut handle) => match tokio::time::timeout(PIPE_GRACE, &mut handle).await {
-                    Ok(joined) => joined.unwrap_or(FeedOutcome::Completed),
+                    Ok(joined) => joined_or_internal(&connector, "feed stdin", joined)?,
                     Err(_) => {
                         handle.abort();
                         FeedOutcome::PipeClosed
@@ -222,6 +225,7 @@ impl Executor for ProcessExecutor {
         });
         Ok(Session::from_task(
             &self.connector,
+            secrets,
             input_tx,
             output_rx,
             waiter,

@@ -111,7 +111,7 @@ pub(crate) async fn pump_stderr<R: AsyncRead + Unpin>(
                 if line.is_empty() {
                     continue;
                 }
-                diagnostics.note(line.clone());
+                let line = diagnostics.note(line);
                 let _ = output.send(OutputEvent::Diagnostic(line)).await;
             }
             Ok(None) => break,
@@ -177,4 +177,13 @@ pub(crate) fn exit_result(
             source,
         }),
     }
+}
+
+/// A pump's or feeder's result; one that panicked is an internal error naming it.
+pub(crate) fn joined_or_internal<T>(
+    connector: &str,
+    task: &'static str,
+    joined: Result<T, tokio::task::JoinError>,
+) -> Result<T, ExecutorError> {
+    joined.map_err(|join| ExecutorError::internal(connector, task, join))
 }

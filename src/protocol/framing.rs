@@ -31,7 +31,7 @@ pub enum FramingError {
         limit: usize,
     },
     /// The underlying reader failed.
-    #[error("reading line {line_number}: {source}")]
+    #[error("reading line {line_number}")]
     Io {
         /// 1-based line number.
         line_number: u64,

@@ -53,7 +53,7 @@ pub enum ScaffoldError {
     #[error("{} is not the airlock plugin SDK (no Cargo.toml); pass --sdk-path to plugins/sdk of an airlock checkout, or --sdk-version", .0.display())]
     NoSdk(PathBuf),
     /// Writing failed.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}", path.display())]
     Write {
         /// The file.
         path: PathBuf,

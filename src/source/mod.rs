@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 
 use crate::cache::fill::{FillPlan, fill};
 use crate::cache::{Cache, CacheError, ControlCallback, ReadResult};
-use crate::config::{self, ConfigError};
+use crate::config::{self, ConfigError, SecretMask};
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent, Session};
 use crate::protocol::{
     AirbyteCatalog, AirbyteConnectionStatus, AirbyteStream, ConfiguredAirbyteCatalog,
@@ -49,8 +49,8 @@ pub enum SourceError {
     /// The source failed during a read into the cache; what it emitted up to its
     /// last state is kept there.
     #[error(
-        "{source}\n  the {records_kept} records it emitted up to its last state are kept in the cache; \
-         the next read resumes from there"
+        "reading the source failed; the {records_kept} records it emitted up to its last state \
+         are kept in the cache and the next read resumes from there"
     )]
     ReadFailed {
         /// The source's error.
@@ -143,6 +143,9 @@ pub struct SourceStream {
     pub reader: tokio::io::DuplexStream,
     /// The source's session; its output has been moved into `reader`.
     pub session: Session,
+    /// The source's secrets, masked in what it says (add those of a config it
+    /// replaces through CONTROL).
+    pub secrets: SecretMask,
 }
 
 impl std::fmt::Debug for SourceStream {
@@ -215,7 +218,15 @@ impl Source {
     /// An invalid config, or a connector that crashes without a status.
     pub async fn check(&self) -> Result<AirbyteConnectionStatus, SourceError> {
         self.validate_config().await?;
-        Ok(self.executor.check(self.config_or_err()?).await?)
+        let config = self.config_or_err()?;
+        let secrets = self.secret_mask(config).await;
+        Ok(self.executor.check(config, &secrets).await?)
+    }
+
+    /// The secrets of `config` (a config of this source) to mask in what it says:
+    /// the values of the fields its spec marks `airbyte_secret`.
+    pub async fn secret_mask(&self, config: &Value) -> SecretMask {
+        SecretMask::for_connector(&self.name, self.spec().await, config)
     }
 
     /// The source's catalog (discovered once).
@@ -226,7 +237,10 @@ impl Source {
         let config = self.config_or_err()?;
         Ok(self
             .catalog
-            .get_or_try_init(|| self.executor.discover(config))
+            .get_or_try_init(|| async {
+                let secrets = self.secret_mask(config).await;
+                self.executor.discover(config, &secrets).await
+            })
             .await?)
     }
 
@@ -352,12 +366,16 @@ impl Source {
                 options.streams.as_deref(),
             )
             .await?;
+        let secrets = self.secret_mask(&config).await;
+        // A config the source replaces through CONTROL has its secrets masked too.
+        let control = control.map(|callback| secrets.tracking(callback));
         let mut session = self
             .executor
             .run(Invocation::Read {
                 config,
                 catalog: catalog.clone(),
                 state,
+                secrets,
             })
             .await?;
         let output = std::mem::replace(&mut session.output, tokio::sync::mpsc::channel(1).1);
@@ -375,11 +393,9 @@ impl Source {
         };
         let exit = session.exit.await;
         let _ = keep_tail.send(exit.is_ok());
-        let summary = filling.await.map_err(|e| ExecutorError::Io {
-            connector: self.name.clone(),
-            context: "filling the cache",
-            source: std::io::Error::other(e),
-        })??;
+        let summary = filling
+            .await
+            .map_err(|e| ExecutorError::internal(&self.name, "fill the cache", e))??;
         if let Err(source) = exit {
             return Err(SourceError::ReadFailed {
                 source,
@@ -427,12 +443,14 @@ impl Source {
         catalog: ConfiguredAirbyteCatalog,
         state: Option<Value>,
     ) -> Result<SourceStream, SourceError> {
+        let secrets = self.secret_mask(&config).await;
         let mut session = self
             .executor
             .run(Invocation::Read {
                 config,
                 catalog,
                 state,
+                secrets: secrets.clone(),
             })
             .await?;
         let (mut writer, reader) = tokio::io::duplex(256 * 1024);
@@ -447,7 +465,11 @@ impl Source {
             }
             let _ = writer.shutdown().await;
         });
-        Ok(SourceStream { reader, session })
+        Ok(SourceStream {
+            reader,
+            session,
+            secrets,
+        })
     }
 }
 

@@ -38,7 +38,7 @@ const SCHEMA_VERSION: i64 = 2;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// SQLite failed.
-    #[error("state database {}: {source}", path.display())]
+    #[error("state database {}", path.display())]
     Sqlite {
         /// The database file (`:memory:` for an in-memory store).
         path: PathBuf,
@@ -68,7 +68,7 @@ pub enum StateError {
         field: &'static str,
     },
     /// Creating the database's folder failed.
-    #[error("creating the folder for state database {}: {source}", path.display())]
+    #[error("creating the folder for state database {}", path.display())]
     Folder {
         /// The database file.
         path: PathBuf,

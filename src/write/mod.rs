@@ -23,6 +23,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
 pub use crate::cache::ControlCallback;
+use crate::config::SecretMask;
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent};
 use crate::protocol::{
     AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError,
@@ -159,14 +160,26 @@ pub struct Progress {
 
 /// Why a write failed. [`WriteError::partial`] holds what was done and confirmed
 /// before the failure; every state counted there is persisted.
-#[derive(Debug, thiserror::Error)]
-#[error("{cause}")]
+#[derive(Debug)]
 pub struct WriteError {
     /// What went wrong.
-    #[source]
     pub cause: WriteFailure,
     /// Counts up to the failure.
     pub partial: Box<WriteResult>,
+}
+
+// Transparent over its cause: the partial counts are data, not a message, and the
+// cause's own chain follows it once.
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.cause, f)
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.cause)
+    }
 }
 
 /// The cause of a [`WriteError`].
@@ -189,7 +202,7 @@ pub enum WriteFailure {
         state: String,
     },
     /// The input could not be read.
-    #[error("input: {0}")]
+    #[error("reading the input")]
     Input(#[source] FramingError),
     /// A confirmed state could not be persisted.
     #[error(transparent)]
@@ -233,6 +246,7 @@ pub struct WriteJob<'a> {
     confirmed: Option<ConfirmedCallback>,
     input_control: Option<ControlCallback>,
     destination_control: Option<ControlCallback>,
+    secrets: Option<SecretMask>,
 }
 
 /// Called after confirmed states were persisted, with the number of states
@@ -257,7 +271,15 @@ impl<'a> WriteJob<'a> {
             confirmed: None,
             input_control: None,
             destination_control: None,
+            secrets: None,
         }
+    }
+
+    /// The destination's secrets, masked in everything it says. Default: read
+    /// from its spec when the write starts.
+    pub fn secrets(mut self, secrets: SecretMask) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// Called after each confirmation is persisted, with the number of states
@@ -327,6 +349,7 @@ struct WriteLoop {
     state: Option<StateTarget>,
     confirmed: Option<ConfirmedCallback>,
     destination_control: Option<ControlCallback>,
+    secrets: SecretMask,
 }
 
 impl WriteLoop {
@@ -343,6 +366,7 @@ impl WriteLoop {
             state: job.state,
             confirmed: job.confirmed,
             destination_control: job.destination_control,
+            secrets: SecretMask::none(),
         };
         let feed = Feed {
             catalog: job.catalog.clone(),
@@ -354,9 +378,23 @@ impl WriteLoop {
             states: states_tx,
             control: job.input_control,
         };
+        let secrets = match job.secrets {
+            Some(secrets) => secrets,
+            None => {
+                let spec = job.executor.spec().await;
+                SecretMask::for_connector(&this.destination, spec.as_ref(), &job.config)
+            }
+        };
+        // A config the destination replaces through CONTROL has its secrets masked too.
+        this.destination_control = this
+            .destination_control
+            .take()
+            .map(|callback| secrets.tracking(callback));
+        this.secrets = secrets.clone();
         let invocation = Invocation::Write {
             config: job.config,
             catalog: job.catalog,
+            secrets,
         };
         let mut session = match job.executor.run(invocation).await {
             Ok(session) => session,
@@ -474,7 +512,10 @@ impl WriteLoop {
             Payload::State(echoed) => {
                 self.drain_registered_states();
                 let covered = self.ledger.accept(&echoed).map_err(|problem| {
-                    let mut state = serde_json::to_string(&echoed).unwrap_or_default();
+                    let mut state = self
+                        .secrets
+                        .mask(&serde_json::to_string(&echoed).unwrap_or_default())
+                        .into_owned();
                     if state.len() > 300 {
                         state.truncate(state.floor_char_boundary(300));
                         state.push('…');
@@ -495,6 +536,10 @@ impl WriteLoop {
                 Ok(())
             }
             Payload::Control(control) => {
+                // The new config's secrets are masked from now on.
+                if let Some(update) = &control.connector_config {
+                    self.secrets.add_config(&update.config);
+                }
                 match (&self.destination_control, control.connector_config) {
                     (Some(callback), Some(update)) => callback(&update.config),
                     _ => tracing::warn!(

@@ -23,7 +23,9 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::job::JobFolder;
 use super::sandbox::SandboxPolicy;
-use super::stdio::{Ended, FeedOutcome, exit_result, feed_stdin, pump_stderr, pump_stdout};
+use super::stdio::{
+    Ended, FeedOutcome, exit_result, feed_stdin, joined_or_internal, pump_stderr, pump_stdout,
+};
 use super::{
     Diagnostics, Executor, ExecutorError, FailureReason, Invocation, OutputEvent, Session,
 };
@@ -148,11 +150,7 @@ impl WasmExecutor {
                 let cache = self.cache_dir.clone();
                 tokio::task::spawn_blocking(move || load(&connector, &source, cache.as_deref()))
                     .await
-                    .map_err(|e| ExecutorError::Io {
-                        connector: self.connector.clone(),
-                        context: "compiling the component",
-                        source: std::io::Error::other(e),
-                    })?
+                    .map_err(|e| ExecutorError::internal(&self.connector, "compile", e))?
                     .map(Arc::new)
             })
             .await
@@ -350,7 +348,7 @@ impl Guard {
             connector: self.connector.clone(),
             reason: FailureReason::PluginError(call),
             failure_type: Some(failure_type),
-            message: Some(error.message),
+            message: Some(self.diagnostics.mask(&error.message)),
             log_tail: self.diagnostics.tail(),
         }
     }
@@ -440,7 +438,7 @@ async fn run_plugin(
                 .emit(format!("{line}\n").into_bytes(), &output)
                 .await?;
         }
-        Invocation::Check { config } => {
+        Invocation::Check { config, .. } => {
             let status = guard
                 .call("check", api.call_check(&mut store, &config.to_string()))
                 .await?;
@@ -452,7 +450,9 @@ async fn run_plugin(
                 .emit(format!("{status}\n").into_bytes(), &output)
                 .await?;
         }
-        Invocation::Write { config, catalog } => {
+        Invocation::Write {
+            config, catalog, ..
+        } => {
             let writer_api = api.writer();
             let catalog = serde_json::to_string(&catalog).unwrap_or_default();
             let writer = guard
@@ -579,9 +579,9 @@ async fn run_command(
         Err(error) => return Err(error),
     };
     drop(store); // closes the guest's ends of the pipes
-    let framing = stdout_pump.await.unwrap_or(Ok(()));
+    let framing = joined_or_internal(&guard.connector, "read stdout", stdout_pump.await)?;
     let fed = match feeder {
-        Some(handle) => handle.await.unwrap_or(FeedOutcome::Completed),
+        Some(handle) => joined_or_internal(&guard.connector, "feed stdin", handle.await)?,
         None => FeedOutcome::Completed,
     };
     exit_result(&guard.connector, ended, &guard.diagnostics, framing, fed)
@@ -594,8 +594,9 @@ impl Executor for WasmExecutor {
     }
 
     async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
+        let secrets = invocation.secrets();
         let loaded = self.load().await?;
-        let diagnostics = Diagnostics::new(&self.connector);
+        let diagnostics = Diagnostics::new(&self.connector, secrets.clone());
         let guard = Guard::new(&self.connector, &self.policy, diagnostics);
         let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
         let (input_tx, input_rx) = match invocation {
@@ -642,6 +643,7 @@ impl Executor for WasmExecutor {
         });
         Ok(Session::from_task(
             &self.connector,
+            secrets,
             input_tx,
             output_rx,
             task,
