@@ -10,7 +10,7 @@
 //! confirmed.
 
 mod feed;
-mod ledger;
+pub(crate) mod ledger;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
