@@ -238,7 +238,7 @@ impl Feed {
             Payload::State(state) => {
                 let _ = self
                     .states
-                    .send(SentState::new(state, summary.sent.snapshot()));
+                    .send(SentState::new(state, line, summary.sent.snapshot()));
                 true
             }
             Payload::Trace(trace) => match trace.trace_type {

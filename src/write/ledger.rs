@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::protocol::{AirbyteStateMessage, StateType, StreamDescriptor};
 
@@ -25,9 +25,15 @@ pub(crate) struct SentState {
 }
 
 impl SentState {
-    pub fn new(state: AirbyteStateMessage, records_before: Vec<(StreamDescriptor, u64)>) -> Self {
+    /// A sent state; `line` is the STATE message as it was sent (its fingerprint
+    /// is taken from the text, so numbers compare exactly).
+    pub fn new(
+        state: AirbyteStateMessage,
+        line: &[u8],
+        records_before: Vec<(StreamDescriptor, u64)>,
+    ) -> Self {
         Self {
-            fingerprint: fingerprint(&state),
+            fingerprint: fingerprint_line(line).unwrap_or_else(|| fingerprint(&state)),
             state,
             records_before,
             covers: 0,
@@ -119,11 +125,14 @@ impl Ledger {
     /// Accepts an echo: the states it covers (it and every earlier pending one, in
     /// order) are returned for persisting, with the echo's `destinationStats` on the
     /// last. A destination may skip echoing some states; the next echo covers them.
+    ///
+    /// `line` is the echo as the destination wrote it: matching uses its text.
     pub fn accept(
         &mut self,
         echoed: &AirbyteStateMessage,
+        line: &[u8],
     ) -> Result<Vec<AirbyteStateMessage>, StateMismatch> {
-        let fp = fingerprint(echoed);
+        let fp = fingerprint_line(line).unwrap_or_else(|| fingerprint(echoed));
         let Some(position) = self.pending.iter().position(|s| s.fingerprint == fp) else {
             return Err(if self.sent.contains_key(&fp) {
                 StateMismatch::OutOfOrder
@@ -191,39 +200,88 @@ impl Ledger {
     }
 }
 
-/// A hash of a state that ignores `sourceStats` / `destinationStats` (destinations
-/// add the latter) and key order, and compares numbers by value (`3` = `3.0`).
-pub(crate) fn fingerprint(state: &AirbyteStateMessage) -> u64 {
-    let mut value = serde_json::to_value(state).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.remove("sourceStats");
-        map.remove("destinationStats");
-    }
-    let mut hasher = DefaultHasher::new();
-    hash_value(&value, &mut hasher);
-    hasher.finish()
+/// A hash of the STATE message on `line` (`{"type":"STATE","state":{…}}`) that
+/// ignores `sourceStats` / `destinationStats` (destinations add the latter), key
+/// order and insignificant spelling, and compares numbers exactly by their decimal
+/// value from the text (`3` = `3.0` = `3e0`, while two integers that differ beyond
+/// 2^53 stay apart). `None` when the line holds no state object.
+pub(crate) fn fingerprint_line(line: &[u8]) -> Option<u64> {
+    let line = std::str::from_utf8(line).ok()?;
+    let message: BTreeMap<String, &RawValue> = serde_json::from_str(line).ok()?;
+    fingerprint_state(message.get("state")?.get())
 }
 
-fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
-    match value {
-        Value::Null => 0u8.hash(hasher),
-        Value::Bool(b) => (1u8, b).hash(hasher),
-        Value::Number(n) => (2u8, n.as_f64().map(f64::to_bits)).hash(hasher),
-        Value::String(s) => (3u8, s).hash(hasher),
-        Value::Array(items) => {
-            (4u8, items.len()).hash(hasher);
-            items.iter().for_each(|v| hash_value(v, hasher));
-        }
-        Value::Object(map) => {
+/// [`fingerprint_line`] of a state given as the JSON text of its `state` object.
+pub(crate) fn fingerprint_state(state: &str) -> Option<u64> {
+    let mut fields: BTreeMap<String, &RawValue> = serde_json::from_str(state).ok()?;
+    fields.remove("sourceStats");
+    fields.remove("destinationStats");
+    let mut hasher = DefaultHasher::new();
+    (5u8, fields.len()).hash(&mut hasher);
+    for (key, value) in fields {
+        key.hash(&mut hasher);
+        hash_raw(value.get(), &mut hasher).ok()?;
+    }
+    Some(hasher.finish())
+}
+
+/// [`fingerprint_state`] of a parsed state (its numbers as serde_json holds them).
+pub(crate) fn fingerprint(state: &AirbyteStateMessage) -> u64 {
+    let text = serde_json::to_string(state).unwrap_or_default();
+    fingerprint_state(&text).unwrap_or_default()
+}
+
+/// Hashes one JSON value from its text, canonically.
+fn hash_raw(raw: &str, hasher: &mut DefaultHasher) -> Result<(), serde_json::Error> {
+    let raw = raw.trim();
+    match raw.as_bytes().first() {
+        Some(b'{') => {
+            let map: BTreeMap<String, &RawValue> = serde_json::from_str(raw)?;
             (5u8, map.len()).hash(hasher);
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for key in keys {
+            for (key, value) in map {
                 key.hash(hasher);
-                hash_value(&map[key], hasher);
+                hash_raw(value.get(), hasher)?;
             }
         }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(raw)?;
+            (4u8, items.len()).hash(hasher);
+            for item in items {
+                hash_raw(item.get(), hasher)?;
+            }
+        }
+        Some(b'"') => (3u8, serde_json::from_str::<String>(raw)?).hash(hasher),
+        Some(b't') => (1u8, true).hash(hasher),
+        Some(b'f') => (1u8, false).hash(hasher),
+        Some(b'n') => 0u8.hash(hasher),
+        _ => (2u8, canonical_number(raw)).hash(hasher),
     }
+    Ok(())
+}
+
+/// A JSON number's exact value as `[-]DIGITSeEXP`, digits without leading or
+/// trailing zeros (zero is `0`): equal values, equal text, at any precision.
+fn canonical_number(text: &str) -> String {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, "0"),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let Ok(exponent) = exponent.trim_start_matches('+').parse::<i128>() else {
+        return text.to_owned(); // beyond i128: compare by spelling
+    };
+    let digits = format!("{int}{frac}");
+    let trimmed = digits.trim_start_matches('0');
+    let significant = trimmed.trim_end_matches('0');
+    if significant.is_empty() {
+        return "0".to_owned();
+    }
+    let exponent = exponent - frac.len() as i128 + (trimmed.len() - significant.len()) as i128;
+    format!("{}{significant}e{exponent}", if negative { "-" } else { "" })
 }
 
 #[cfg(test)]
@@ -238,7 +296,21 @@ mod tests {
     }
 
     fn sent(cursor: i64, records: u64) -> SentState {
-        SentState::new(state(cursor), vec![(StreamDescriptor::new("s"), records)])
+        let state = state(cursor);
+        let line = line(&state);
+        SentState::new(state, &line, vec![(StreamDescriptor::new("s"), records)])
+    }
+
+    /// The STATE message line of `state`, as a connector writes it.
+    fn line(state: &AirbyteStateMessage) -> Vec<u8> {
+        serde_json::to_vec(&json!({"type": "STATE", "state": state})).expect("json")
+    }
+
+    fn accept(
+        ledger: &mut Ledger,
+        echoed: &AirbyteStateMessage,
+    ) -> Result<Vec<AirbyteStateMessage>, StateMismatch> {
+        ledger.accept(echoed, &line(echoed))
     }
 
     #[test]
@@ -252,7 +324,7 @@ mod tests {
             record_count: Some(10.0),
             ..Default::default()
         });
-        let covered = ledger.accept(&echoed).expect("accepted");
+        let covered = accept(&mut ledger, &echoed).expect("accepted");
         assert_eq!(covered.len(), 2);
         assert_eq!(
             covered[1]
@@ -263,9 +335,9 @@ mod tests {
         );
         assert_eq!(ledger.confirmed, vec![(StreamDescriptor::new("s"), 20)]);
         assert_eq!(ledger.states_confirmed, 2);
-        assert_eq!(ledger.accept(&state(1)), Err(StateMismatch::OutOfOrder));
-        assert_eq!(ledger.accept(&state(9)), Err(StateMismatch::NeverSent));
-        assert!(ledger.accept(&state(3)).is_ok());
+        assert_eq!(accept(&mut ledger, &state(1)), Err(StateMismatch::OutOfOrder));
+        assert_eq!(accept(&mut ledger, &state(9)), Err(StateMismatch::NeverSent));
+        assert!(accept(&mut ledger, &state(3)).is_ok());
         assert_eq!(ledger.final_states().len(), 1);
     }
 
@@ -284,9 +356,9 @@ mod tests {
         ledger.register(sent(1, 10));
         ledger.register(sent(2, 25));
         ledger.register(sent(3, 30));
-        ledger.accept(&echo(1, 10.0)).expect("1");
+        accept(&mut ledger, &echo(1, 10.0)).expect("1");
         assert!(ledger.warnings.is_empty(), "{:?}", ledger.warnings);
-        ledger.accept(&echo(2, 14.0)).expect("2");
+        accept(&mut ledger, &echo(2, 14.0)).expect("2");
         assert_eq!(ledger.warnings.len(), 1);
         assert!(
             ledger.warnings[0].contains("reported 14 records")
@@ -302,7 +374,7 @@ mod tests {
         let mut ledger = Ledger::default();
         ledger.register(sent(1, 10));
         ledger.register(sent(2, 25));
-        ledger.accept(&echo(2, 25.0)).expect("2");
+        accept(&mut ledger, &echo(2, 25.0)).expect("2");
         assert!(ledger.warnings.is_empty(), "{:?}", ledger.warnings);
     }
 
@@ -312,5 +384,54 @@ mod tests {
         let b: AirbyteStateMessage = serde_json::from_value(json!({"stream":{"stream_state":{"b":2,"a":1.0},"stream_descriptor":{"name":"s"}},"type":"STREAM","destinationStats":{"recordCount":3.0}})).expect("b");
         assert_eq!(fingerprint(&a), fingerprint(&b));
         assert_ne!(fingerprint(&a), fingerprint(&state(1)));
+    }
+
+    fn of(state_json: &str) -> u64 {
+        fingerprint_line(format!(r#"{{"type":"STATE","state":{state_json}}}"#).as_bytes())
+            .expect("a state")
+    }
+
+    #[test]
+    fn numbers_compare_exactly_by_value_from_their_text() {
+        // Beyond 2^53, f64 cannot tell these apart; their text can.
+        assert_ne!(
+            of(r#"{"data":{"cursor":9007199254740993}}"#),
+            of(r#"{"data":{"cursor":9007199254740992}}"#)
+        );
+        assert_ne!(
+            of(r#"{"data":{"c":123456789012345678901234567890}}"#),
+            of(r#"{"data":{"c":123456789012345678901234567891}}"#)
+        );
+        assert_ne!(
+            of(r#"{"data":{"c":0.10000000000000000001}}"#),
+            of(r#"{"data":{"c":0.1}}"#)
+        );
+        // Insignificant spelling still matches.
+        for same in ["1", "1.0", "1e0", "10e-1", "0.1E1", "1.000"] {
+            assert_eq!(
+                of(&format!(r#"{{"data":{{"c":{same}}}}}"#)),
+                of(r#"{"data":{"c":1}}"#),
+                "{same}"
+            );
+        }
+        assert_eq!(of(r#"{"data":{"c":-0.0}}"#), of(r#"{"data":{"c":0}}"#));
+        assert_eq!(
+            of(r#"{"data":{"b":[1, "x"], "a":null},"destinationStats":{"recordCount":3}}"#),
+            of(r#"{ "data" : { "a" : null , "b" : [ 1.0 , "\u0078" ] } }"#)
+        );
+        assert_ne!(of(r#"{"data":{"c":"1"}}"#), of(r#"{"data":{"c":1}}"#));
+    }
+
+    #[test]
+    fn an_echo_of_a_large_cursor_matches_only_its_own_state() {
+        let mut ledger = Ledger::default();
+        let sent_line = br#"{"type":"STATE","state":{"type":"LEGACY","data":{"cursor":9007199254740993}}}"#;
+        let state: AirbyteStateMessage =
+            serde_json::from_value(json!({"type":"LEGACY","data":{"cursor":9007199254740993u64}}))
+                .expect("state");
+        ledger.register(SentState::new(state.clone(), sent_line, vec![]));
+        let other = br#"{"type":"STATE","state":{"type":"LEGACY","data":{"cursor":9007199254740992}}}"#;
+        assert_eq!(ledger.accept(&state, other), Err(StateMismatch::NeverSent));
+        assert!(ledger.accept(&state, sent_line).is_ok());
     }
 }

@@ -511,7 +511,7 @@ impl WriteLoop {
         match message.payload {
             Payload::State(echoed) => {
                 self.drain_registered_states();
-                let covered = self.ledger.accept(&echoed).map_err(|problem| {
+                let covered = self.ledger.accept(&echoed, line).map_err(|problem| {
                     let mut state = self
                         .secrets
                         .mask(&serde_json::to_string(&echoed).unwrap_or_default())

@@ -25,6 +25,8 @@ mod context;
 mod destination;
 mod error;
 mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod naming;
 mod session;

@@ -5,7 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use serde_json::error::Category;
 
 use crate::message::{Envelope, Trace, write_log, write_trace_error};
@@ -313,14 +316,20 @@ impl WriteSession {
             }
         };
         self.since_any_state = 0;
+        // The echo keeps every field as it was written (numbers included: the
+        // host matches echoes by their exact text), with destinationStats added.
         // The count is a float so that it is written with a decimal point.
-        state.insert(
-            "destinationStats".to_string(),
-            serde_json::json!({ "recordCount": record_count as f64 }),
-        );
-        if serde_json::to_writer(&mut *out, &message).is_ok() {
-            out.push(b'\n');
+        let stats = serde_json::json!({ "recordCount": record_count as f64 });
+        match echo_with_stats(line, &stats) {
+            Some(echo) => out.extend_from_slice(&echo),
+            None => {
+                state.insert("destinationStats".to_string(), stats);
+                if serde_json::to_writer(&mut *out, &message).is_err() {
+                    return Ok(());
+                }
+            }
         }
+        out.push(b'\n');
         Ok(())
     }
 
@@ -411,6 +420,63 @@ fn skip_line(out: &mut Vec<u8>, line: &[u8], why: &str) {
         LogLevel::Warn,
         &format!("skipped an input line because {why}: {quoted}{ellipsis}"),
     );
+}
+
+/// A JSON object's members in order, each value as the text it was written as.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// The STATE message `line` with `stats` as its state's `destinationStats`, every
+/// other member kept as written; `None` if it is not an object with a `state` object.
+fn echo_with_stats(line: &[u8], stats: &Value) -> Option<Vec<u8>> {
+    let message: Members<'_> = serde_json::from_slice(line).ok()?;
+    let mut out = Vec::with_capacity(line.len() + 40);
+    out.push(b'{');
+    let mut found = false;
+    for (i, (key, value)) in message.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key).ok()?;
+        out.push(b':');
+        if key == "state" && !found {
+            found = true;
+            let state: Members<'_> = serde_json::from_str(value.get()).ok()?;
+            out.push(b'{');
+            for (key, value) in state.0.iter().filter(|(k, _)| k != "destinationStats") {
+                serde_json::to_writer(&mut out, key).ok()?;
+                out.push(b':');
+                out.extend_from_slice(value.get().as_bytes());
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"destinationStats\":");
+            serde_json::to_writer(&mut out, stats).ok()?;
+            out.push(b'}');
+        } else {
+            out.extend_from_slice(value.get().as_bytes());
+        }
+    }
+    out.push(b'}');
+    found.then_some(out)
 }
 
 #[cfg(test)]
@@ -765,5 +831,15 @@ mod tests {
         assert_eq!(*calls.lock().expect("lock"), ["close clean=false"]);
         let trace: Value = serde_json::from_slice(&out).expect("one line");
         assert_eq!(trace["trace"]["error"]["message"], "stdin broke");
+    }
+
+    #[test]
+    fn an_echo_keeps_the_state_as_written_numbers_included() {
+        let line = br#"{"type":"STATE","state":{"type":"LEGACY","data":{"big":123456789012345678901234567890,"f":0.10000000000000000001,"s":"\u00e9"}},"x":1}"#;
+        let echo = echo_with_stats(line, &json!({"recordCount": 2.0})).expect("echo");
+        assert_eq!(
+            std::str::from_utf8(&echo).expect("utf8"),
+            r#"{"type":"STATE","state":{"type":"LEGACY","data":{"big":123456789012345678901234567890,"f":0.10000000000000000001,"s":"\u00e9"},"destinationStats":{"recordCount":2.0}},"x":1}"#
+        );
     }
 }
