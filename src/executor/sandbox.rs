@@ -21,6 +21,28 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1024 * 1024 * 1024;
 /// Default cap on logs: 64 MiB per run.
 pub const DEFAULT_MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The largest memory cap: 1 TiB (more than any host here has; the setters
+/// saturate at it, the CLI and policy files refuse more).
+pub const MAX_MEMORY_LIMIT_MIB: u64 = 1024 * 1024;
+/// The largest output or log cap: 1 PiB.
+pub const MAX_CAP_MIB: u64 = 1024 * 1024 * 1024;
+/// The longest timeout or deadline: ten years.
+pub const MAX_TIMEOUT_SECS: u64 = 10 * 365 * 24 * 3600;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Checks one limit given in `unit`s against its largest value; the error names
+/// where it came from (`what`: a flag or a policy key) and the fix.
+pub fn check_limit(what: &str, value: u64, max: u64, unit: &str) -> Result<u64, String> {
+    if value > max {
+        Err(format!(
+            "{what} {value} is too large: at most {max} {unit}; give a smaller value"
+        ))
+    } else {
+        Ok(value)
+    }
+}
+
 /// What a sandboxed connector may do.
 ///
 /// [`SandboxPolicy::new`] denies everything that can be denied: no network, no
@@ -92,31 +114,31 @@ impl SandboxPolicy {
 
     /// Caps the connector's memory.
     pub fn memory_limit_bytes(mut self, bytes: u64) -> Self {
-        self.memory_limit_bytes = bytes;
+        self.memory_limit_bytes = bytes.min(MAX_MEMORY_LIMIT_MIB * MIB);
         self
     }
 
     /// Fails a call into the connector that takes longer than this.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.idle_timeout = timeout.min(Duration::from_secs(MAX_TIMEOUT_SECS));
         self
     }
 
     /// Fails a run that takes longer than this in all.
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
+        self.deadline = deadline.min(Duration::from_secs(MAX_TIMEOUT_SECS));
         self
     }
 
     /// Caps the protocol output of one run.
     pub fn max_output_bytes(mut self, bytes: u64) -> Self {
-        self.max_output_bytes = bytes;
+        self.max_output_bytes = bytes.min(MAX_CAP_MIB * MIB);
         self
     }
 
     /// Caps the logs of one run.
     pub fn max_log_bytes(mut self, bytes: u64) -> Self {
-        self.max_log_bytes = bytes;
+        self.max_log_bytes = bytes.min(MAX_CAP_MIB * MIB);
         self
     }
 
@@ -160,7 +182,8 @@ impl SandboxPolicy {
         self.max_log_bytes
     }
 
-    /// Applies a policy file's settings over this policy.
+    /// Applies a policy file's settings over this policy (limits saturate at
+    /// their maxima; [`PolicyFile::read`] refuses larger ones).
     pub fn with_file(mut self, file: &PolicyFile) -> Self {
         if let Some(root) = &file.local_root {
             self.local_root = Some(root.clone());
@@ -170,19 +193,19 @@ impl SandboxPolicy {
         }
         self.network |= file.network;
         if let Some(mib) = file.memory_limit_mib {
-            self.memory_limit_bytes = mib * 1024 * 1024;
+            self = self.memory_limit_bytes(mib.saturating_mul(MIB));
         }
         if let Some(secs) = file.idle_timeout_secs {
-            self.idle_timeout = Duration::from_secs(secs);
+            self = self.idle_timeout(Duration::from_secs(secs));
         }
         if let Some(secs) = file.deadline_secs {
-            self.deadline = Duration::from_secs(secs);
+            self = self.deadline(Duration::from_secs(secs));
         }
         if let Some(mib) = file.max_output_mib {
-            self.max_output_bytes = mib * 1024 * 1024;
+            self = self.max_output_bytes(mib.saturating_mul(MIB));
         }
         if let Some(mib) = file.max_log_mib {
-            self.max_log_bytes = mib * 1024 * 1024;
+            self = self.max_log_bytes(mib.saturating_mul(MIB));
         }
         self
     }
@@ -235,11 +258,36 @@ impl PolicyFile {
     /// Reads a policy file.
     ///
     /// # Errors
-    /// A message naming the file and the problem (unreadable, bad TOML, unknown key).
+    /// A message naming the file and the problem (unreadable, bad TOML, unknown
+    /// key, a limit over its maximum).
     pub fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("policy file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("policy file {}: {e}", path.display()))
+        let file: Self =
+            toml::from_str(&text).map_err(|e| format!("policy file {}: {e}", path.display()))?;
+        file.check()
+            .map_err(|e| format!("policy file {}: {e}", path.display()))?;
+        Ok(file)
+    }
+
+    /// Checks every limit against its maximum.
+    ///
+    /// # Errors
+    /// The first limit that is too large, naming its key.
+    pub fn check(&self) -> Result<(), String> {
+        let limits = [
+            ("memory_limit_mib", self.memory_limit_mib, MAX_MEMORY_LIMIT_MIB, "MiB"),
+            ("idle_timeout_secs", self.idle_timeout_secs, MAX_TIMEOUT_SECS, "seconds"),
+            ("deadline_secs", self.deadline_secs, MAX_TIMEOUT_SECS, "seconds"),
+            ("max_output_mib", self.max_output_mib, MAX_CAP_MIB, "MiB"),
+            ("max_log_mib", self.max_log_mib, MAX_CAP_MIB, "MiB"),
+        ];
+        for (key, value, max, unit) in limits {
+            if let Some(value) = value {
+                check_limit(key, value, max, unit)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -285,5 +333,43 @@ mod tests {
             err.contains("memory_limit") && err.contains("policy.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limits_saturate_in_the_library_and_are_refused_in_files() {
+        let policy = SandboxPolicy::new()
+            .memory_limit_bytes(u64::MAX)
+            .deadline(Duration::MAX)
+            .idle_timeout(Duration::MAX)
+            .max_output_bytes(u64::MAX)
+            .max_log_bytes(u64::MAX);
+        assert_eq!(policy.memory_limit(), MAX_MEMORY_LIMIT_MIB * MIB);
+        assert_eq!(policy.deadline_value(), Duration::from_secs(MAX_TIMEOUT_SECS));
+        // A deadline this far ahead can still be added to now.
+        assert!(std::time::Instant::now().checked_add(policy.deadline_value()).is_some());
+        let saturated = SandboxPolicy::new().with_file(&PolicyFile {
+            memory_limit_mib: Some(u64::MAX),
+            max_log_mib: Some(u64::MAX),
+            ..PolicyFile::default()
+        });
+        assert_eq!(saturated.memory_limit(), MAX_MEMORY_LIMIT_MIB * MIB);
+        assert_eq!(saturated.max_log(), MAX_CAP_MIB * MIB);
+
+        let dir = tempfile::tempdir().expect("tmp");
+        for (key, value) in [
+            ("memory_limit_mib", "9223372036854775807"),
+            ("deadline_secs", "9223372036854775807"),
+            ("idle_timeout_secs", "999999999999"),
+            ("max_output_mib", "9223372036854775807"),
+            ("max_log_mib", "9223372036854775807"),
+        ] {
+            let file = dir.path().join("p.toml");
+            std::fs::write(&file, format!("{key} = {value}\n")).expect("write");
+            let error = PolicyFile::read(&file).expect_err(key);
+            assert!(
+                error.contains(key) && error.contains("too large"),
+                "{key}: {error}"
+            );
+        }
     }
 }
