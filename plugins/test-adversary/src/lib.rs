@@ -16,6 +16,13 @@
 //!   `write-batch`; `bogus_state` (write phase) returns a STATE that was
 //!   never received.
 //!
+//! - `leak_secrets` says its config's secrets (`password`, `credentials.token`)
+//!   every way a connector can: a LOG message, a host log call, stderr, a failed
+//!   CONNECTION_STATUS (check), a TRACE ERROR and the error it returns (other
+//!   phases). The host must mask them all.
+//! - `symlink_escape` and `hardlink` (probes) try to leave a link under
+//!   `/local` that points outside it.
+//!
 //! With `"attack": "none"` it is a working dev-null: it drops the records
 //! and echoes the states.
 //!
@@ -39,7 +46,7 @@ pub struct Adversary;
 airlock_plugin_sdk::export_destination!(Adversary);
 
 /// The attacks this destination knows; `none` is no attack.
-pub const ATTACKS: [&str; 13] = [
+pub const ATTACKS: [&str; 16] = [
     "read_passwd",
     "write_outside",
     "socket",
@@ -52,6 +59,9 @@ pub const ATTACKS: [&str; 13] = [
     "flood_output",
     "trap",
     "bogus_state",
+    "leak_secrets",
+    "symlink_escape",
+    "hardlink",
     "none",
 ];
 
@@ -74,6 +84,8 @@ struct Plan {
     /// For `socket`: a port on 127.0.0.1 to connect to instead (a listener the
     /// test opened on the host, reachable only with the host's network).
     port: Option<u16>,
+    /// The secrets `leak_secrets` leaks.
+    secrets: Vec<String>,
 }
 
 impl Plan {
@@ -92,6 +104,14 @@ impl Plan {
                 .get("port")
                 .and_then(Value::as_u64)
                 .and_then(|p| u16::try_from(p).ok()),
+            secrets: [
+                config.get("password"),
+                config.get("credentials").and_then(|c| c.get("token")),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         };
         if !ATTACKS.contains(&plan.attack.as_str()) {
             return Err(DestinationError::config(format!(
@@ -129,6 +149,8 @@ fn probe(attack: &str, port: Option<u16>) -> Option<Probe> {
             None => socket(),
         },
         "env" => environment(),
+        "symlink_escape" => symlink_escape(),
+        "hardlink" => hardlink(),
         _ => return None,
     })
 }
@@ -176,6 +198,56 @@ fn socket() -> Probe {
     }
 }
 
+/// Tries to leave `/local/escape-link -> ../../../../etc` behind.
+fn symlink_escape() -> Probe {
+    let link = "/local/escape-link";
+    let _ = std::fs::remove_file(link);
+    #[cfg(unix)]
+    let made = std::os::unix::fs::symlink("../../../../../../etc", link);
+    #[cfg(target_os = "wasi")]
+    let made = wasi_symlink("../../../../../../etc", "escape-link");
+    #[cfg(not(any(unix, target_os = "wasi")))]
+    let made: std::io::Result<()> = Err(std::io::Error::other("no symlinks here"));
+    made.map(|()| format!("created {link} -> ../../../../../../etc"))
+        .map_err(|e| format!("symlink {link}: {e}"))
+}
+
+/// `symlink-at` on the `/local` preopen, straight through WASI.
+#[cfg(target_os = "wasi")]
+fn wasi_symlink(target: &str, name: &str) -> std::io::Result<()> {
+    let (dir, _) = wasip2::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, path)| path == "/local")
+        .ok_or_else(|| std::io::Error::other("no /local preopen"))?;
+    dir.symlink_at(target, name)
+        .map_err(|code| std::io::Error::other(format!("{code:?}")))
+}
+
+/// Tries to hard-link a file of its own under `/local` to a second name.
+fn hardlink() -> Probe {
+    let (file, link) = ("/local/hardlink-source", "/local/hardlink-copy");
+    let _ = std::fs::remove_file(link);
+    std::fs::write(file, "x").map_err(|e| format!("{file}: {e}"))?;
+    std::fs::hard_link(file, link)
+        .map(|()| format!("hard-linked {link} to {file}"))
+        .map_err(|e| format!("hard link {link}: {e}"))
+}
+
+/// Says every secret every way a connector can; `out` takes the protocol lines
+/// (a LOG and a TRACE ERROR) where the phase has an output.
+fn leak(plan: &Plan, phase: &str, out: Option<&mut Emitter<'_>>) -> String {
+    let said = format!("leaking in {phase}: {}", plan.secrets.join(" and "));
+    eprintln!("stderr {said}");
+    host_log(LogLevel::Warn, &format!("host log {said}"));
+    if let Some(out) = out {
+        out.log(LogLevel::Error, &format!("LOG {said}"));
+        out.message(&json!({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": 1.0,
+            "error": {"message": format!("TRACE {said}"), "internal_message": format!("internal {said}"),
+                      "failure_type": "system_error"}}}));
+    }
+    said
+}
+
 fn environment() -> Probe {
     let names: Vec<String> = std::env::vars_os()
         .map(|(name, _)| name.to_string_lossy().into_owned())
@@ -204,6 +276,10 @@ fn recurse(depth: u64) -> u64 {
 /// `LEAK: …`; the attacks that need the output (`flood_output`,
 /// `bogus_state`) do nothing without it.
 fn attack(plan: &Plan, phase: &str, out: Option<&mut Emitter<'_>>) -> Result<(), DestinationError> {
+    if plan.attack == "leak_secrets" {
+        let said = leak(plan, phase, out);
+        return Err(DestinationError::system(format!("error {said}")));
+    }
     if let Some(found) = probe(&plan.attack, plan.port) {
         return Err(DestinationError::system(match found {
             Ok(leak) => format!("LEAK: {leak}"),
@@ -280,7 +356,10 @@ impl Destination for Adversary {
                 "properties": {
                     "attack": {"type": "string", "enum": ATTACKS, "default": "none"},
                     "phase": {"type": "string", "enum": PHASES, "default": "check"},
-                    "port": {"type": "integer", "minimum": 1, "maximum": 65535}
+                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    "password": {"type": "string", "airbyte_secret": true},
+                    "credentials": {"oneOf": [{"type": "object", "properties": {
+                        "token": {"type": "string", "airbyte_secret": true}}}]}
                 }
             }
         })
@@ -296,6 +375,9 @@ impl Destination for Adversary {
         let plan = Plan::read(config).map_err(|e| e.message)?;
         if !plan.now("check") {
             return Ok(None);
+        }
+        if plan.attack == "leak_secrets" {
+            return Err(format!("check {}", leak(&plan, "check", None)));
         }
         if let Some(found) = probe(&plan.attack, plan.port) {
             return match found {
@@ -397,6 +479,7 @@ mod tests {
                 attack: "none".into(),
                 phase: "check".into(),
                 port: None,
+                secrets: vec![],
             }
         );
         assert!(Plan::read(&json!({"attack": "nuke"})).is_err());

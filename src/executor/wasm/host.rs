@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store};
+use wasmtime::component::{Linker, ResourceAny, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, StoreContextMut};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::executor::Diagnostics;
@@ -73,6 +73,39 @@ impl Budgets {
     }
 }
 
+/// The version of `wasi:filesystem` this wasmtime links (guests asking for any
+/// 0.2.x are matched to it).
+const WASI_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+
+/// Replaces WASI's `symlink-at` and `link-at` with refusals: a plugin may not
+/// create links under the local root. Following a link inside the sandbox is
+/// refused anyway, but a link left in the user's folder would be followed by a
+/// native process, a Docker container bound to the same folder, or a person —
+/// to wherever its target points (`/local/x -> ../../../../etc`).
+pub(super) fn refuse_links(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::filesystem::types::{ErrorCode, PathFlags};
+    linker.allow_shadowing(true);
+    let mut types = linker.instance(WASI_FILESYSTEM_TYPES)?;
+    types.func_wrap(
+        "[method]descriptor.symlink-at",
+        |mut store: StoreContextMut<'_, HostState>,
+         (_dir, target, path): (ResourceAny, String, String)| {
+            store.data_mut().refused_link("a symbolic link", &path, Some(&target));
+            Ok((Err::<(), _>(ErrorCode::NotPermitted),))
+        },
+    )?;
+    types.func_wrap(
+        "[method]descriptor.link-at",
+        |mut store: StoreContextMut<'_, HostState>,
+         (_dir, _flags, old, _new_dir, new): (ResourceAny, PathFlags, String, ResourceAny, String)| {
+            store.data_mut().refused_link("a hard link", &new, Some(&old));
+            Ok((Err::<(), _>(ErrorCode::NotPermitted),))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// The store's data.
 pub(super) struct HostState {
     wasi: WasiCtx,
@@ -80,6 +113,17 @@ pub(super) struct HostState {
     limits: MemoryLimiter,
     diagnostics: Diagnostics,
     budgets: Arc<Budgets>,
+}
+
+impl HostState {
+    /// Notes a refused link in the connector's log tail and as a warning.
+    fn refused_link(&mut self, kind: &str, path: &str, target: Option<&str>) {
+        let to = target.map(|t| format!(" -> {t}")).unwrap_or_default();
+        self.diagnostics.note(format!(
+            "sandbox: refused to create {kind} {path}{to} (plugins may not create links under /local)"
+        ));
+        tracing::warn!("sandbox: refused to create {kind} {path}{to}");
+    }
 }
 
 impl WasiView for HostState {

@@ -110,6 +110,7 @@ fn linker() -> Result<&'static Linker<HostState>, String> {
         .get_or_init(|| {
             let mut linker = Linker::new(engine::engine());
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
+            host::refuse_links(&mut linker).map_err(|e| format!("{e:#}"))?;
             v0_1::DestinationPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
                 .map_err(|e| format!("{e:#}"))?;
             Ok(linker)
