@@ -69,12 +69,23 @@ impl ConnectorBuilder<Destination> {
     /// [`ExecutorError::NotFound`] when no backend has it.
     pub fn build(self) -> Result<Destination, DestinationError> {
         let executor = registry::resolve(&self.name, &self.options)?;
-        Ok(Destination::from_executor(
-            self.name,
-            executor,
-            self.config,
-            self.options.version,
-        ))
+        let local_root = self
+            .options
+            .policy
+            .as_ref()
+            .and_then(|p| p.local_root().map(std::path::Path::to_path_buf))
+            .or_else(|| {
+                self.options
+                    .env
+                    .iter()
+                    .find(|(k, _)| k == "AIRLOCK_LOCAL_ROOT")
+                    .map(|(_, v)| std::path::PathBuf::from(v))
+            });
+        let mut destination =
+            Destination::from_executor(self.name, executor, self.config, self.options.version);
+        destination.id = self.id;
+        destination.local_root = local_root;
+        Ok(destination)
     }
 }
 
@@ -86,6 +97,11 @@ pub struct Destination {
     config: Option<Value>,
     version: Option<String>,
     spec: OnceCell<ConnectorSpecification>,
+    /// An explicit identity ([`ConnectorBuilder::id`]).
+    id: Option<String>,
+    /// The folder it sees as `/local`, when one was given: part of its identity.
+    local_root: Option<std::path::PathBuf>,
+    identity: OnceCell<String>,
 }
 
 impl Destination {
@@ -102,7 +118,49 @@ impl Destination {
             config,
             version,
             spec: OnceCell::new(),
+            id: None,
+            local_root: None,
+            identity: OnceCell::new(),
         }
+    }
+
+    /// Sets the identity ([`ConnectorBuilder::id`]).
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self.identity = OnceCell::new();
+        self
+    }
+
+    /// Who this destination is: what its stored states, cache positions and
+    /// updated configs are filed under. The explicit id if one was set; else
+    /// `NAME#FINGERPRINT`, a fingerprint of its config without secret values and
+    /// of its local root — another folder or database is another destination.
+    pub async fn identity(&self) -> &str {
+        self.identity
+            .get_or_init(|| async {
+                if let Some(id) = &self.id {
+                    return id.clone();
+                }
+                let config = self.config.clone().unwrap_or(Value::Null);
+                let secrets = match self.spec().await {
+                    Ok(spec) => config::secret_fields(&spec.connection_specification),
+                    Err(_) => config::guessed_secret_fields(&config),
+                };
+                let mut extra = Vec::new();
+                if let Some(root) = &self.local_root {
+                    let root = std::fs::canonicalize(root)
+                        .or_else(|_| std::path::absolute(root))
+                        .unwrap_or_else(|_| root.clone());
+                    extra.push(("local_root", root.display().to_string()));
+                }
+                format!(
+                    "{}#{}",
+                    self.name,
+                    config::fingerprint(&config, &secrets, &extra)
+                )
+            })
+            .await
     }
 
     /// The destination's name.
@@ -115,9 +173,10 @@ impl Destination {
         self.executor.as_ref()
     }
 
-    /// Replaces the config.
+    /// Replaces the config (and so, unless an id was set, the identity).
     pub fn set_config(&mut self, config: Value) {
         self.config = Some(config);
+        self.identity = OnceCell::new();
     }
 
     /// The spec (asked once, then cached).

@@ -240,8 +240,11 @@ impl<'a> SyncJob<'a> {
             .config()
             .ok_or_else(|| DestinationError::NoConfig(self.destination.name().to_owned()))?
             .clone();
-        let destination_config = self.current_config(self.destination.name(), &given)?;
-        let key = SyncKey::new(&source_name, self.destination.name());
+        // What this destination instance's history is filed under (see
+        // Destination::identity): another folder or database starts from nothing.
+        let identity = self.destination.identity().await.to_owned();
+        let destination_config = self.current_config(&identity, &given)?;
+        let key = SyncKey::new(&source_name, &identity);
         match self.input {
             WriteInput::ReadResult(read) => {
                 let write = self
@@ -261,8 +264,12 @@ impl<'a> SyncJob<'a> {
                     .ok_or_else(|| SourceError::NoConfig(source.name().to_owned()))?
                     .clone();
                 let source_config = self.current_config(source.name(), &source_given)?;
-                let control =
-                    self.control_callback(ConnectorRole::Source, source.name(), &source_given);
+                let control = self.control_callback(
+                    ConnectorRole::Source,
+                    source.name(),
+                    source.name(),
+                    &source_given,
+                );
                 let cache = match &self.cache {
                     CacheChoice::Off => None,
                     CacheChoice::Default => Some(Cache::open_default()?),
@@ -289,7 +296,7 @@ impl<'a> SyncJob<'a> {
                             streams: self.streams.clone(),
                         };
                         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                        let ticker = self.read_progress(counter.clone());
+                        let ticker = self.read_progress(source.name(), counter.clone());
                         let read = source
                             .read_into_cache(
                                 &cache,
@@ -323,8 +330,9 @@ impl<'a> SyncJob<'a> {
                                 partial: Box::new(write),
                             });
                         }
-                        for (name, totals) in &mut write.streams {
-                            totals.read = Some(read.records_read().get(name).copied().unwrap_or(0));
+                        for (stream, totals) in &mut write.streams {
+                            totals.read =
+                                Some(read.records_read().get(stream).copied().unwrap_or(0));
                         }
                         Ok(SyncResult {
                             source: source_name,
@@ -354,7 +362,7 @@ impl<'a> SyncJob<'a> {
             return Ok(None);
         }
         if let Some(store) = &self.state
-            && cache.fully_confirmed(source, self.destination.name())?
+            && cache.fully_confirmed(source, &self.position_key(&key.destination))?
             && let Some(confirmed) = store.load(key)?.to_input_state()
         {
             return Ok(Some(confirmed));
@@ -362,13 +370,26 @@ impl<'a> SyncJob<'a> {
         Ok(cache.source_state(source)?.to_input_state())
     }
 
+    /// What the cache files this destination's confirmed positions under: its
+    /// identity, and the state database's id when there is one — positions count
+    /// only beside the states they go with, so a fresh state database knows
+    /// nothing as confirmed.
+    fn position_key(&self, identity: &str) -> String {
+        match &self.state {
+            Some(store) => format!("{identity}\u{1f}{}", store.id()),
+            None => identity.to_owned(),
+        }
+    }
+
     /// While a source is read into the cache, reports the records read so far to
     /// the progress callback, every progress interval.
     fn read_progress(
         &self,
+        source: &str,
         counter: Arc<std::sync::atomic::AtomicU64>,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let progress = self.progress.clone()?;
+        let source = source.to_owned();
         let interval = self.options.progress_interval;
         let started = std::time::Instant::now();
         Some(tokio::spawn(async move {
@@ -376,8 +397,10 @@ impl<'a> SyncJob<'a> {
             ticker.tick().await;
             loop {
                 ticker.tick().await;
+                let read = counter.load(std::sync::atomic::Ordering::Relaxed);
                 let snapshot = Progress {
-                    reading: Some(counter.load(std::sync::atomic::Ordering::Relaxed)),
+                    reading: Some(read),
+                    waiting_for: (read == 0).then(|| source.clone()),
                     elapsed: started.elapsed(),
                     ..Progress::default()
                 };
@@ -403,15 +426,17 @@ impl<'a> SyncJob<'a> {
         &self,
         role: ConnectorRole,
         connector: &str,
+        filed_under: &str,
         given: &Value,
     ) -> ControlCallback {
         let store = self.state.clone();
         let user = self.on_config.clone();
         let connector = connector.to_owned();
+        let filed_under = filed_under.to_owned();
         let given = given.clone();
         Arc::new(move |config: &Value| {
             if let Some(store) = &store {
-                match store.save_updated_config(&connector, &given, config) {
+                match store.save_updated_config(&filed_under, &given, config) {
                     Ok(()) => tracing::info!(
                         "{connector} updated its config (CONTROL connectorConfig); stored for the next run"
                     ),
@@ -441,6 +466,7 @@ impl<'a> SyncJob<'a> {
             .on_destination_control(self.control_callback(
                 ConnectorRole::Destination,
                 self.destination.name(),
+                &key.destination,
                 given,
             ));
         if let Some(store) = &self.state {
@@ -487,7 +513,18 @@ impl<'a> SyncJob<'a> {
             .destination
             .write_messages_with_config(destination_config, stream.reader, catalog)
             .on_input_control(stream.secrets.tracking(control));
-        let job = self.prepare(job, &key, given);
+        let mut job = self.prepare(job, &key, given);
+        if let Some(progress) = self.progress.clone() {
+            // Until the source's first bytes arrive, say that it is starting.
+            let source = source.name().to_owned();
+            job = job.on_progress(move |p| {
+                let mut p = p.clone();
+                if p.bytes_sent == 0 && p.records_sent == 0 {
+                    p.waiting_for = Some(source.clone());
+                }
+                (progress.lock().unwrap_or_else(|e| e.into_inner()))(&p);
+            });
+        }
         let written = job.run().await;
         if written.is_err() {
             stream.session.abort(); // the destination is gone: stop reading
@@ -528,7 +565,7 @@ impl<'a> SyncJob<'a> {
         let positions = if self.full_refresh {
             Default::default()
         } else {
-            cache.positions(read.source_name(), self.destination.name())?
+            cache.positions(read.source_name(), &self.position_key(&key.destination))?
         };
         let plan = ReplayPlan {
             source: read.source_name().to_owned(),
@@ -549,10 +586,12 @@ impl<'a> SyncJob<'a> {
             let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || replay(&cache, &plan, writer, sent, runtime))
         };
-        let (source, destination) = (
+        let (source, destination, position_key) = (
             read.source_name().to_owned(),
             self.destination.name().to_owned(),
+            self.position_key(&key.destination),
         );
+        let destination_key = position_key.clone();
         let mut moved = 0usize;
         let job = self
             .destination
@@ -562,7 +601,7 @@ impl<'a> SyncJob<'a> {
                 let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
                 let upto = confirmed.min(sent.len());
                 if upto > moved {
-                    if let Err(error) = cache.confirm(&source, &destination, &sent[moved..upto]) {
+                    if let Err(error) = cache.confirm(&source, &position_key, &sent[moved..upto]) {
                         tracing::warn!(
                             "the cache could not record what {destination} confirmed ({error}); \
                              the next write of this cache resends it"
@@ -576,7 +615,21 @@ impl<'a> SyncJob<'a> {
         let replayed = replaying.await;
         let write = written?;
         match replayed {
-            Ok(Ok(_)) => Ok(write),
+            Ok(Ok(summary)) => {
+                // A clean completion committed the records no state covered: the
+                // destination's position moves past them, so the next write of
+                // this cache does not send them again.
+                if write.completed && write.records_confirmed_at_completion > 0 {
+                    let rows: Vec<(i64, String)> = summary
+                        .last_rows
+                        .into_iter()
+                        .map(|(slot, seq)| (seq, slot))
+                        .collect();
+                    read.cache()
+                        .confirm(read.source_name(), &destination_key, &rows)?;
+                }
+                Ok(write)
+            }
             Ok(Err(error)) => Err(error.into()),
             Err(join) => Err(CacheError::Sqlite {
                 path: read.cache().path().to_owned(),
@@ -591,7 +644,7 @@ impl<'a> SyncJob<'a> {
     fn replay_catalog(&self, read: &ReadResult) -> Result<ConfiguredAirbyteCatalog, SyncError> {
         let mut catalog = read.catalog().clone();
         if let Some(wanted) = &self.streams {
-            let available = read.streams();
+            let available = read.streams().iter().map(ToString::to_string).collect();
             if let Some(unknown) = wanted.iter().find(|w| {
                 !catalog
                     .streams

@@ -127,7 +127,7 @@ fn a_second_write_of_the_same_cache_sends_only_what_was_not_confirmed() {
         let cache = Cache::open(sb.path().join("cache.sqlite")).expect("cache");
         let read = source.read(&cache).await.expect("read");
         assert_eq!(read.total_records_read(), 5);
-        assert_eq!(read.streams(), ["s"]);
+        assert_eq!(read.streams(), [airlock::protocol::StreamDescriptor::new("s")]);
         assert_eq!(
             read.records("s").expect("records"),
             (1..=5).map(|n| json!({ "n": n })).collect::<Vec<_>>(),
@@ -137,8 +137,10 @@ fn a_second_write_of_the_same_cache_sends_only_what_was_not_confirmed() {
         assert!(err.to_string().contains("no stream \"ghosts\""), "{err}");
 
         // dev-null FAILING dies after 2 messages: it confirms the first state only.
+        // The failing and the healthy config are one destination by its id.
         let failing = airlock::get_destination("destination-dev-null")
             .config(json!({"test_destination": {"test_destination_type": "FAILING", "num_messages": 2}}))
+            .id("dev-null")
             .build()
             .expect("failing");
         let store = Arc::new(StateStore::open(sb.state_db()).expect("state"));
@@ -157,6 +159,7 @@ fn a_second_write_of_the_same_cache_sends_only_what_was_not_confirmed() {
         // The same cache, the same destination, now healthy: only the rest goes out.
         let healthy = airlock::get_destination("destination-dev-null")
             .config(json!({"test_destination": {"test_destination_type": "SILENT"}}))
+            .id("dev-null")
             .build()
             .expect("healthy");
         let second = healthy.write(&read).state_cache(store.clone()).run().await.expect("second");
@@ -167,7 +170,12 @@ fn a_second_write_of_the_same_cache_sends_only_what_was_not_confirmed() {
             second.write
         );
         assert_eq!(second.write.records_confirmed, 5 - confirmed);
-        let third = healthy.write(&read).run().await.expect("third");
+        let third = healthy
+            .write(&read)
+            .state_cache(store.clone())
+            .run()
+            .await
+            .expect("third");
         assert_eq!(third.write.records_sent, 0, "everything is confirmed");
 
         // Another process can pick the cache up; a full refresh resends it all.
@@ -387,8 +395,8 @@ fn destination_stats_that_disagree_are_warned_about() {
         "{warnings:?}"
     );
     assert!(run.stderr.contains("warning"), "{}", run.stderr);
-    assert_eq!(result["streams"]["s"]["read"], 3);
-    assert_eq!(result["streams"]["s"]["reported_by_destination"], 0);
+    assert_eq!(stream_json(&result, "s")["read"], 3);
+    assert_eq!(stream_json(&result, "s")["reported_by_destination"], 0);
 }
 
 /// Counts rows of `table` in the SQLite file at `db`; 0 while it is not there yet.

@@ -114,7 +114,7 @@ fn write_into_local_json_produces_airbytes_format_and_persists_states() {
     assert_eq!(result["states_sent"], 2);
     assert_eq!(result["states_confirmed"], 2);
     assert_eq!(
-        result["streams"]["users"],
+        stream_json(&result, "users"),
         json!({"name": "users", "sent": 3, "confirmed": 3, "reported_by_destination": 3}),
         "local-json reports destinationStats, and they agree"
     );

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Cache, CacheError, RowKind, slot_display, state_slot, stream_slot};
+use super::{Cache, CacheError, RowKind, slot_descriptor, state_slot, stream_slot};
 use crate::executor::OutputEvent;
 use crate::protocol::{
-    ConfiguredAirbyteCatalog, LinePeek, MessageType, Payload, SyncMode, TraceType, parse_message,
-    peek_line,
+    ConfiguredAirbyteCatalog, LinePeek, MessageType, Payload, StreamDescriptor, SyncMode,
+    TraceType, parse_message, peek_line,
 };
 
 /// Called with the new config when a connector emits CONTROL `connectorConfig`.
@@ -34,7 +34,7 @@ pub(crate) struct FillPlan {
 /// What a fill added.
 #[derive(Debug, Default)]
 pub(crate) struct FillSummary {
-    pub records: BTreeMap<String, u64>,
+    pub records: BTreeMap<StreamDescriptor, u64>,
     pub states: u64,
     pub lines_skipped: u64,
     pub records_skipped: u64,
@@ -194,7 +194,7 @@ pub(crate) fn fill(
     result?;
     summary.records = records
         .into_iter()
-        .map(|(slot, n)| (slot_display(&slot), n))
+        .map(|(slot, n)| (slot_descriptor(&slot), n))
         .collect();
     Ok(summary)
 }

@@ -334,11 +334,14 @@ impl Cache {
             })
     }
 
-    /// Records cached for `source`, per stream (keyed `name` or `namespace.name`).
+    /// Records cached for `source`, per stream.
     ///
     /// # Errors
     /// [`CacheError`] when SQLite fails.
-    pub fn record_counts(&self, source: &str) -> Result<BTreeMap<String, u64>, CacheError> {
+    pub fn record_counts(
+        &self,
+        source: &str,
+    ) -> Result<BTreeMap<StreamDescriptor, u64>, CacheError> {
         let conn = self.lock();
         let mut query = conn
             .prepare(
@@ -353,7 +356,7 @@ impl Cache {
         let mut counts = BTreeMap::new();
         for row in rows {
             let (slot, count) = row.map_err(self.sql_error())?;
-            counts.insert(slot_display(&slot), count as u64);
+            counts.insert(slot_descriptor(&slot), count as u64);
         }
         Ok(counts)
     }
@@ -508,11 +511,11 @@ impl Cache {
     }
 }
 
-/// `namespace.name` or `name`, as [`crate::write::WriteResult`] keys streams.
-pub(crate) fn slot_display(slot: &str) -> String {
+/// The stream a slot (from [`stream_slot`]) is filed under.
+pub(crate) fn slot_descriptor(slot: &str) -> StreamDescriptor {
     match slot.split_once('\u{1f}') {
-        Some((ns, name)) => format!("{ns}.{name}"),
-        None => slot.to_owned(),
+        Some((ns, name)) => StreamDescriptor::with_namespace(name, Some(ns.to_owned())),
+        None => StreamDescriptor::new(slot),
     }
 }
 
@@ -523,7 +526,7 @@ pub struct ReadResult {
     pub(crate) cache: Arc<Cache>,
     pub(crate) source: String,
     pub(crate) catalog: ConfiguredAirbyteCatalog,
-    pub(crate) records_read: BTreeMap<String, u64>,
+    pub(crate) records_read: BTreeMap<StreamDescriptor, u64>,
     pub(crate) states_read: u64,
 }
 
@@ -559,17 +562,13 @@ impl ReadResult {
         &self.catalog
     }
 
-    /// The streams read, keyed `name` or `namespace.name`.
-    pub fn streams(&self) -> Vec<String> {
-        self.catalog
-            .streams
-            .iter()
-            .map(|s| slot_display(&stream_slot(&s.stream.name, s.stream.namespace.as_deref())))
-            .collect()
+    /// The streams read.
+    pub fn streams(&self) -> Vec<StreamDescriptor> {
+        self.catalog.descriptors()
     }
 
     /// Records this read added, per stream.
-    pub fn records_read(&self) -> &BTreeMap<String, u64> {
+    pub fn records_read(&self) -> &BTreeMap<StreamDescriptor, u64> {
         &self.records_read
     }
 
@@ -587,7 +586,7 @@ impl ReadResult {
     ///
     /// # Errors
     /// [`CacheError`] when SQLite fails.
-    pub fn cached_counts(&self) -> Result<BTreeMap<String, u64>, CacheError> {
+    pub fn cached_counts(&self) -> Result<BTreeMap<StreamDescriptor, u64>, CacheError> {
         self.cache.record_counts(&self.source)
     }
 
@@ -605,7 +604,7 @@ impl ReadResult {
             .ok_or_else(|| CacheError::UnknownStream {
                 source_name: self.source.clone(),
                 stream: stream.to_owned(),
-                available: self.streams(),
+                available: self.streams().iter().map(ToString::to_string).collect(),
             })?;
         self.cache.records(&self.source, &descriptor)
     }

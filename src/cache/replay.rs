@@ -66,6 +66,9 @@ pub(crate) fn confirmed_position(positions: &HashMap<String, i64>, slot: &str) -
 pub(crate) struct ReplaySummary {
     pub rows_sent: u64,
     pub rows_skipped: u64,
+    /// The last row sent of each stream slot: where the destination stands once a
+    /// clean completion commits what no state covered.
+    pub last_rows: HashMap<String, i64>,
 }
 
 /// Adjusts a replay's catalog: an `overwrite` stream the destination already
@@ -143,11 +146,14 @@ pub(crate) fn replay(
         if kind == RowKind::State as i64 {
             sent.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((seq, slot));
+                .push((seq, slot.clone()));
         }
         buffer.extend_from_slice(line);
         buffer.push(b'\n');
         summary.rows_sent += 1;
+        if kind == RowKind::Record as i64 {
+            summary.last_rows.insert(slot, seq);
+        }
         if buffer.len() >= 256 * 1024 && !flush(&mut buffer) {
             return Ok(summary);
         }

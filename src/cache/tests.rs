@@ -140,7 +140,7 @@ fn a_failed_read_keeps_what_came_up_to_its_last_state() {
     );
     assert_eq!(summary.states, 2);
     assert_eq!(
-        cache.record_counts("src").expect("counts")["s"],
+        cache.record_counts("src").expect("counts")[&StreamDescriptor::new("s")],
         2,
         "record 3 rolled back"
     );

@@ -19,7 +19,15 @@ use crate::config::{self, ConfigError};
 use crate::destination::DestinationError;
 use crate::executor::ExecutorError;
 use crate::executor::docker::DockerOptions;
-use crate::executor::sandbox::{PolicyFile, SandboxPolicy};
+use crate::executor::sandbox::{
+    MAX_CAP_MIB, MAX_MEMORY_LIMIT_MIB, MAX_TIMEOUT_SECS, PolicyFile, SandboxPolicy, check_limit,
+};
+
+/// The longest line `--max-line-bytes` may allow: 4 GiB.
+const MAX_LINE_BYTES: usize = 4 << 30;
+
+/// The most CPUs `--cpus` may ask for.
+const MAX_CPUS: f64 = 4096.0;
 use crate::protocol::{ConfiguredAirbyteCatalog, ConnectionStatus};
 use crate::registry::ExecutorOptions;
 use crate::source::{SourceError, WriteStrategy};
@@ -128,6 +136,13 @@ pub struct ExecutorFlags {
 
 impl ExecutorFlags {
     fn options(&self) -> Result<ExecutorOptions, String> {
+        if let Some(cpus) = self.cpus
+            && !(cpus > 0.0 && cpus <= MAX_CPUS)
+        {
+            return Err(format!(
+                "--cpus {cpus}: give a number of CPUs above 0 and at most {MAX_CPUS}"
+            ));
+        }
         let mut options = ExecutorOptions {
             local_executable: self.local_executable.clone(),
             wasm: self.wasm.clone(),
@@ -159,20 +174,26 @@ impl ExecutorFlags {
         if let Some(root) = &self.local_root {
             policy = policy.allow_local_root(root);
         }
+        const MIB: u64 = 1024 * 1024;
         if let Some(mib) = self.memory_limit {
-            policy = policy.memory_limit_bytes(mib * 1024 * 1024);
+            let mib = check_limit("--memory-limit", mib, MAX_MEMORY_LIMIT_MIB, "MiB")?;
+            policy = policy.memory_limit_bytes(mib * MIB);
         }
         if let Some(secs) = self.idle_timeout {
+            let secs = check_limit("--idle-timeout", secs, MAX_TIMEOUT_SECS, "seconds")?;
             policy = policy.idle_timeout(Duration::from_secs(secs));
         }
         if let Some(secs) = self.deadline {
+            let secs = check_limit("--deadline", secs, MAX_TIMEOUT_SECS, "seconds")?;
             policy = policy.deadline(Duration::from_secs(secs));
         }
         if let Some(mib) = self.max_output_mib {
-            policy = policy.max_output_bytes(mib * 1024 * 1024);
+            let mib = check_limit("--max-output-mib", mib, MAX_CAP_MIB, "MiB")?;
+            policy = policy.max_output_bytes(mib * MIB);
         }
         if let Some(mib) = self.max_log_mib {
-            policy = policy.max_log_bytes(mib * 1024 * 1024);
+            let mib = check_limit("--max-log-mib", mib, MAX_CAP_MIB, "MiB")?;
+            policy = policy.max_log_bytes(mib * MIB);
         }
         if self.use_host_network {
             policy = policy.allow_network();
@@ -257,6 +278,13 @@ pub struct SyncArgs {
     /// Destination config: a JSON file path, or inline JSON.
     #[arg(long, value_name = "CFG")]
     pub destination_config: String,
+    /// Who the destination is, for its stored states and positions. Default: its
+    /// name and a fingerprint of its config without secrets (and of --local-root),
+    /// so another folder or database starts from nothing. Set it to keep history
+    /// across a config change.
+    #[arg(long, value_name = "ID")]
+    pub destination_id: Option<String>,
+
     /// Only these streams (comma-separated). Default: all.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub streams: Vec<String>,
@@ -314,6 +342,13 @@ pub struct WriteArgs {
     /// The source name states are stored under.
     #[arg(long, value_name = "NAME", default_value = "input")]
     pub source_name: String,
+    /// Who the destination is, for its stored states and positions. Default: its
+    /// name and a fingerprint of its config without secrets (and of --local-root),
+    /// so another folder or database starts from nothing. Set it to keep history
+    /// across a config change.
+    #[arg(long, value_name = "ID")]
+    pub destination_id: Option<String>,
+
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -542,15 +577,31 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
         })?;
         Box::new(file)
     };
-    let destination = build_destination(&name, &args.executor, Some(config))?;
+    let mut destination = build_destination(&name, &args.executor, Some(config))?;
+    if let Some(id) = &args.destination_id {
+        destination = destination.with_id(id);
+    }
     destination
         .validate_config()
         .await
         .map_err(from_destination)?;
 
+    let stall_timeout = check_limit(
+        "--stall-timeout",
+        args.stall_timeout,
+        MAX_TIMEOUT_SECS,
+        "seconds",
+    )
+    .map_err(|e| usage(anyhow::anyhow!(e)))?;
+    if args.max_line_bytes == 0 || args.max_line_bytes > MAX_LINE_BYTES {
+        return Err(usage(anyhow::anyhow!(
+            "--max-line-bytes {}: give a length of at least 1 and at most {MAX_LINE_BYTES} bytes",
+            args.max_line_bytes
+        )));
+    }
     let options = WriteOptions {
         max_line_bytes: args.max_line_bytes,
-        stall_timeout: Duration::from_secs(args.stall_timeout),
+        stall_timeout: Duration::from_secs(stall_timeout),
         progress_interval: progress::interval(args.json),
         ..WriteOptions::default()
     };
@@ -563,7 +614,7 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
         let store = StateStore::open(&path).map_err(usage)?;
         job = job.state(StateTarget {
             store: Arc::new(store),
-            key: SyncKey::new(&args.source_name, &name),
+            key: SyncKey::new(&args.source_name, destination.identity().await),
         });
     }
     let display = progress::Display::new(args.json);
@@ -584,8 +635,11 @@ async fn write(args: WriteArgs) -> Result<ExitCode, Failure> {
 async fn sync(args: SyncArgs) -> Result<ExitCode, Failure> {
     let source_config = config::read_config_arg(&args.source_config).map_err(usage)?;
     let destination_config = config::read_config_arg(&args.destination_config).map_err(usage)?;
-    let destination =
+    let mut destination =
         build_destination(&args.destination, &args.executor, Some(destination_config))?;
+    if let Some(id) = &args.destination_id {
+        destination = destination.with_id(id);
+    }
     let mut source_options = args
         .executor
         .options()
@@ -696,11 +750,19 @@ fn print_result(result: &WriteResult, json: bool) {
         println!("{}", serde_json::to_string(result).unwrap_or_default());
         return;
     }
+    let at_completion = |n: u64| {
+        if n > 0 {
+            format!(" ({n} at completion, without a state)")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{}: {} records sent, {} confirmed; {}/{} states confirmed; {:.2}s ({:.0} records/s, {:.1} MB/s){}",
+        "{}: {} records sent, {} confirmed{}; {}/{} states confirmed; {:.2}s ({:.0} records/s, {:.1} MB/s){}",
         result.destination,
         result.records_sent,
         result.records_confirmed,
+        at_completion(result.records_confirmed_at_completion),
         result.states_confirmed,
         result.states_sent,
         result.duration_secs,
@@ -714,8 +776,10 @@ fn print_result(result: &WriteResult, json: bool) {
     );
     for (name, totals) in &result.streams {
         println!(
-            "  {name}: {} sent, {} confirmed",
-            totals.sent, totals.confirmed
+            "  {name}: {} sent, {} confirmed{}",
+            totals.sent,
+            totals.confirmed,
+            at_completion(totals.confirmed_at_completion)
         );
     }
     if result.lines_skipped > 0 || result.records_skipped > 0 {
@@ -861,5 +925,32 @@ mod tests {
         assert!(
             Cli::try_parse_from(["airlock", "write", "d", "--noop", "--catalog", "{}"]).is_err()
         );
+    }
+
+    #[test]
+    fn limits_too_large_for_their_unit_are_refused_naming_the_flag() {
+        for flag in [
+            "--memory-limit",
+            "--idle-timeout",
+            "--deadline",
+            "--max-output-mib",
+            "--max-log-mib",
+        ] {
+            let cli = Cli::try_parse_from(["airlock", "spec", "d", flag, "18446744073709551615"])
+                .expect("parses");
+            let Command::Spec(args) = cli.command else {
+                panic!("spec")
+            };
+            let error = args.executor.policy().expect_err(flag);
+            assert!(error.starts_with(flag) && error.contains("too large"), "{error}");
+        }
+        for cpus in ["-1", "NaN", "1e300"] {
+            let cli = Cli::try_parse_from(["airlock", "spec", "d", "--cpus", cpus]).expect("parses");
+            let Command::Spec(args) = cli.command else {
+                panic!("spec")
+            };
+            let error = args.executor.options().expect_err(cpus);
+            assert!(error.starts_with("--cpus"), "{error}");
+        }
     }
 }

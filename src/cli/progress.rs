@@ -77,9 +77,16 @@ impl Display {
 }
 
 /// `N records sent (R/s, M MB/s), C confirmed`; while reading into the cache,
-/// `reading into the cache: N records (R/s)`.
+/// `reading into the cache: N records (R/s)`; before the source's first message,
+/// `waiting for SOURCE to start (12 s)`.
 pub fn summary_line(p: &Progress) -> String {
     let secs = p.elapsed.as_secs_f64().max(1e-9);
+    if let Some(source) = &p.waiting_for {
+        return format!(
+            "waiting for {source} to start ({} s)",
+            p.elapsed.as_secs()
+        );
+    }
     if let Some(read) = p.reading {
         return format!(
             "reading into the cache: {read} records ({:.0}/s)",
@@ -99,13 +106,9 @@ pub fn summary_line(p: &Progress) -> String {
 /// The summary line, then one line per stream with its sent and confirmed counts.
 fn panel(p: &Progress) -> String {
     let mut text = summary_line(p);
-    let width = p
-        .streams
-        .iter()
-        .map(|(name, ..)| name.len())
-        .max()
-        .unwrap_or(0);
-    for (name, sent, confirmed) in &p.streams {
+    let names: Vec<String> = p.streams.iter().map(|(d, ..)| d.to_string()).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    for (name, (_, sent, confirmed)) in names.iter().zip(&p.streams) {
         text.push_str(&format!(
             "\n    {name:<width$}  {sent:>12} sent  {confirmed:>12} confirmed"
         ));
@@ -116,6 +119,7 @@ fn panel(p: &Progress) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::StreamDescriptor;
 
     #[test]
     fn the_panel_has_rates_and_a_line_per_stream() {
@@ -126,10 +130,11 @@ mod tests {
             states_confirmed: 3,
             elapsed: Duration::from_secs(2),
             streams: vec![
-                ("users".into(), 1500, 1000),
-                ("ns.purchases".into(), 500, 500),
+                (StreamDescriptor::new("users"), 1500, 1000),
+                (StreamDescriptor::with_namespace("purchases", Some("ns".into())), 500, 500),
             ],
             reading: None,
+            waiting_for: None,
         };
         let text = panel(&p);
         assert!(
@@ -140,6 +145,16 @@ mod tests {
         assert!(
             text.contains("users") && text.contains("1000 confirmed"),
             "{text}"
+        );
+        let waiting = Progress {
+            reading: Some(0),
+            waiting_for: Some("source-faker".into()),
+            elapsed: Duration::from_secs(12),
+            ..Progress::default()
+        };
+        assert_eq!(
+            summary_line(&waiting),
+            "waiting for source-faker to start (12 s)"
         );
         let reading = Progress {
             reading: Some(3000),

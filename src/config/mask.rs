@@ -254,7 +254,7 @@ fn collect_secrets(
 }
 
 /// Field names that look like they hold secrets.
-fn guess_fields(value: &Value, out: &mut BTreeSet<String>) {
+pub(super) fn guess_fields(value: &Value, out: &mut BTreeSet<String>) {
     const HINTS: [&str; 7] = [
         "password",
         "passwd",

@@ -154,6 +154,43 @@ pub fn secret_fields(schema: &Value) -> BTreeSet<String> {
     out
 }
 
+/// A short, stable fingerprint of `config` without the values of `secrets` (and
+/// of `extra`, what else tells one instance of a connector from another, such as
+/// the folder it writes under): the same for the same settings whatever the key
+/// order or a rotated password, different when anything else differs.
+pub fn fingerprint(config: &Value, secrets: &BTreeSet<String>, extra: &[(&str, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(sorted(&redact(config, secrets)).to_string().as_bytes());
+    for (key, value) in extra {
+        hasher.update([0u8]);
+        hasher.update(key.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(value.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The names of fields that look like secrets (password, token, key, …), for a
+/// connector whose spec cannot be had.
+pub fn guessed_secret_fields(config: &Value) -> BTreeSet<String> {
+    let mut fields = BTreeSet::new();
+    mask::guess_fields(config, &mut fields);
+    fields
+}
+
 /// A copy of `config` with every secret field's value replaced by `"**********"`.
 pub fn redact(config: &Value, secrets: &BTreeSet<String>) -> Value {
     match config {
@@ -281,6 +318,21 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn fingerprints_ignore_key_order_and_secret_values_but_not_settings() {
+        let secrets = secret_fields(&schema());
+        let a = json!({"host": "h", "port": 1, "password": "p1", "nested": {"token": "t1"}});
+        let b = json!({"nested": {"token": "t2"}, "password": "p2", "port": 1, "host": "h"});
+        let c = json!({"host": "other", "port": 1, "password": "p1"});
+        assert_eq!(fingerprint(&a, &secrets, &[]), fingerprint(&b, &secrets, &[]));
+        assert_ne!(fingerprint(&a, &secrets, &[]), fingerprint(&c, &secrets, &[]));
+        assert_ne!(
+            fingerprint(&a, &secrets, &[("local_root", "/x".into())]),
+            fingerprint(&a, &secrets, &[("local_root", "/y".into())])
+        );
+        assert_eq!(fingerprint(&a, &secrets, &[]).len(), 12);
     }
 
     #[test]

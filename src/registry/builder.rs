@@ -19,6 +19,7 @@ pub struct ConnectorBuilder<K> {
     pub(crate) name: String,
     pub(crate) config: Option<Value>,
     pub(crate) options: ExecutorOptions,
+    pub(crate) id: Option<String>,
     kind: PhantomData<K>,
 }
 
@@ -28,8 +29,19 @@ impl<K> ConnectorBuilder<K> {
             name: name.into(),
             config: None,
             options: ExecutorOptions::default(),
+            id: None,
             kind: PhantomData,
         }
+    }
+
+    /// Who this connector is, for its stored states, cache positions and updated
+    /// configs. Default: its name and a fingerprint of its config without secret
+    /// values (and of its local root), so another folder or database is another
+    /// destination. Set an id to keep its history across a config change (or, with
+    /// the connector's bare name, to take over history from airlock 0.1).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
     }
 
     /// The connector's config.

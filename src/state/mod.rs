@@ -32,7 +32,7 @@ use crate::protocol::{AirbyteStateMessage, StateType, StreamDescriptor};
 
 /// The schema version this build writes. Older databases are migrated on open;
 /// newer ones are refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// A state-store failure.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +139,59 @@ impl StoredState {
 #[derive(Debug)]
 pub struct StateStore {
     path: PathBuf,
+    id: String,
     conn: Mutex<Connection>,
+}
+
+/// Creates `path` readable by its owner only (0600), or narrows it to that.
+fn make_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// The store's id: read, or made once (from the time, the process and the path).
+fn store_id(conn: &Connection, path: &Path) -> rusqlite::Result<String> {
+    use sha2::{Digest, Sha256};
+    let existing: Option<String> = conn
+        .query_row("SELECT value FROM store_meta WHERE key = 'id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let seed = format!(
+        "{:?} {} {}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        path.display()
+    );
+    let digest = Sha256::digest(seed.as_bytes());
+    let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    conn.execute(
+        "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('id', ?1)",
+        params![id],
+    )?;
+    // Another process may have won the race: take what is stored.
+    conn.query_row("SELECT value FROM store_meta WHERE key = 'id'", [], |r| {
+        r.get(0)
+    })
 }
 
 impl StateStore {
@@ -155,6 +207,10 @@ impl StateStore {
                 source,
             })?;
         }
+        // It keeps connector configs updated by CONTROL messages, secrets
+        // included: only the user may read it (SQLite gives its -wal and -shm
+        // files the same mode).
+        make_private(&path);
         let conn = Connection::open(&path).map_err(|source| StateError::Sqlite {
             path: path.clone(),
             source,
@@ -238,10 +294,33 @@ impl StateStore {
             )
             .map_err(sql)?;
         }
+        if version < 3 {
+            // Version 3: the store's own id, which cache positions are filed
+            // under, so a fresh state database knows nothing as confirmed.
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS store_meta (
+                     key   TEXT PRIMARY KEY,
+                     value TEXT NOT NULL
+                 );
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )
+            .map_err(sql)?;
+        }
+        let id = store_id(&conn, &path).map_err(sql)?;
         Ok(Self {
             path,
+            id,
             conn: Mutex::new(conn),
         })
+    }
+
+    /// This database's id, made when it was created: what a cache files a
+    /// destination's confirmed positions under, so that they count only with the
+    /// state database that holds the matching states.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Where the database lives.

@@ -27,7 +27,7 @@ use crate::config::SecretMask;
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent};
 use crate::protocol::{
     AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError,
-    OutputLine, Payload, classify_output,
+    OutputLine, Payload, StreamDescriptor, classify_output,
 };
 use crate::state::{StateError, StateStore, SyncKey};
 
@@ -73,8 +73,16 @@ pub struct StreamTotals {
     pub namespace: Option<String>,
     /// Records sent to the destination.
     pub sent: u64,
-    /// Records covered by a state the destination echoed and airlock persisted.
+    /// Records confirmed: covered by a state the destination echoed and airlock
+    /// persisted, plus those committed by a clean completion
+    /// ([`StreamTotals::confirmed_at_completion`]).
     pub confirmed: u64,
+    /// Of `confirmed`, the records no echoed state covered that the destination's
+    /// clean exit after all its input committed (a stream without states, or the
+    /// records after its last state), as the Airbyte platform counts them. Never
+    /// counted for a failed or interrupted write.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub confirmed_at_completion: u64,
     /// Records the source produced for this stream, when known (a sync fills it:
     /// a cached write may send fewer than were read, when resuming).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,8 +100,13 @@ pub struct WriteResult {
     pub destination: String,
     /// Records sent.
     pub records_sent: u64,
-    /// Records confirmed (covered by a persisted echoed state).
+    /// Records confirmed: covered by a persisted echoed state, or committed by
+    /// the destination's clean completion.
     pub records_confirmed: u64,
+    /// Of `records_confirmed`, those committed by the clean completion alone (no
+    /// state covered them; their position is not stored, so a resumed source may
+    /// send them again).
+    pub records_confirmed_at_completion: u64,
     /// States sent.
     pub states_sent: u64,
     /// States confirmed.
@@ -102,8 +115,11 @@ pub struct WriteResult {
     pub bytes_sent: u64,
     /// Wall time, in seconds.
     pub duration_secs: f64,
-    /// Per stream, keyed `name` or `namespace.name`.
-    pub streams: BTreeMap<String, StreamTotals>,
+    /// Per stream (namespace and name). In JSON: a list of [`StreamTotals`], each
+    /// naming its stream, so that stream `a.b` and stream `b` of namespace `a`
+    /// stay apart.
+    #[serde(serialize_with = "streams_as_list")]
+    pub streams: BTreeMap<StreamDescriptor, StreamTotals>,
     /// The last confirmed state of each stream (and the GLOBAL / LEGACY one).
     pub final_states: Vec<AirbyteStateMessage>,
     /// Input lines that were not Airbyte messages.
@@ -118,7 +134,24 @@ pub struct WriteResult {
     pub warnings: Vec<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Serialises the per-stream map as a list of its values (each names its stream).
+fn streams_as_list<S: serde::Serializer>(
+    streams: &BTreeMap<StreamDescriptor, StreamTotals>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(streams.values())
+}
+
 impl WriteResult {
+    /// The totals of the stream `name` (no namespace).
+    pub fn stream(&self, name: &str) -> Option<&StreamTotals> {
+        self.streams.get(&StreamDescriptor::new(name))
+    }
+
     /// Records per second over the whole run.
     pub fn records_per_sec(&self) -> f64 {
         if self.duration_secs > 0.0 {
@@ -151,11 +184,14 @@ pub struct Progress {
     pub states_confirmed: u64,
     /// Time since the write started.
     pub elapsed: Duration,
-    /// Per stream (keyed `name` or `namespace.name`): records sent, confirmed.
-    pub streams: Vec<(String, u64, u64)>,
+    /// Per stream: records sent, confirmed.
+    pub streams: Vec<(StreamDescriptor, u64, u64)>,
     /// While a source is being read into the cache (before anything is sent):
     /// the records read so far. `None` while writing.
     pub reading: Option<u64>,
+    /// The source, while it has sent nothing yet (it may take a while to start:
+    /// a Python connector, a container); `elapsed` is how long it has been.
+    pub waiting_for: Option<String>,
 }
 
 /// Why a write failed. [`WriteError::partial`] holds what was done and confirmed
@@ -562,6 +598,7 @@ impl WriteLoop {
             states_confirmed: self.ledger.states_confirmed,
             elapsed: self.started.elapsed(),
             reading: None,
+            waiting_for: None,
             streams: self
                 .counters
                 .per_stream
@@ -575,13 +612,14 @@ impl WriteLoop {
                         .iter()
                         .find(|(c, _)| c == d)
                         .map_or(0, |(_, n)| *n);
-                    (d.to_string(), *sent, confirmed)
+                    (d.clone(), *sent, confirmed)
                 })
                 .collect(),
         }
     }
 
     fn result(&self, summary: FeedSummary, completed: bool) -> WriteResult {
+        let completed = completed && summary.input_complete;
         let mut streams = BTreeMap::new();
         for (descriptor, sent) in summary.sent.snapshot() {
             let confirmed = self
@@ -590,13 +628,20 @@ impl WriteLoop {
                 .iter()
                 .find(|(d, _)| d == &descriptor)
                 .map_or(0, |(_, n)| *n);
+            // A clean exit after all the input commits what no state covered.
+            let at_completion = if completed {
+                sent.saturating_sub(confirmed)
+            } else {
+                0
+            };
             streams.insert(
-                descriptor.to_string(),
+                descriptor.clone(),
                 StreamTotals {
                     name: descriptor.name.clone(),
                     namespace: descriptor.namespace.clone(),
                     sent,
-                    confirmed,
+                    confirmed: confirmed + at_completion,
+                    confirmed_at_completion: at_completion,
                     read: None,
                     reported_by_destination: self.ledger.reported.get(&descriptor).copied(),
                 },
@@ -606,6 +651,10 @@ impl WriteLoop {
             destination: self.destination.clone(),
             records_sent: streams.values().map(|s| s.sent).sum(),
             records_confirmed: streams.values().map(|s| s.confirmed).sum(),
+            records_confirmed_at_completion: streams
+                .values()
+                .map(|s| s.confirmed_at_completion)
+                .sum(),
             states_sent: self.ledger.states_sent,
             states_confirmed: self.ledger.states_confirmed,
             bytes_sent: self.counters.bytes_sent.load(Ordering::Relaxed),
@@ -614,7 +663,7 @@ impl WriteLoop {
             final_states: self.ledger.final_states(),
             lines_skipped: summary.lines_skipped,
             records_skipped: summary.records_skipped,
-            completed: completed && summary.input_complete,
+            completed,
             warnings: self.ledger.warnings.clone(),
         }
     }

@@ -418,3 +418,17 @@ pub fn faker_bin() -> Option<PathBuf> {
     );
     None
 }
+
+/// The totals of stream `name` (no namespace) in a write or sync `--json` result,
+/// whose `streams` is a list of per-stream objects.
+pub fn stream_json(result: &Value, name: &str) -> Value {
+    result["streams"]
+        .as_array()
+        .and_then(|streams| {
+            streams
+                .iter()
+                .find(|s| s["name"] == name && s.get("namespace").is_none())
+        })
+        .cloned()
+        .unwrap_or(Value::Null)
+}
