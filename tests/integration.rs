@@ -18,6 +18,7 @@ mod pip;
 mod plugin_kit;
 mod process_executor;
 mod state_durability;
+mod trust;
 mod sync;
 mod wasm;
 mod wasm_sandbox;

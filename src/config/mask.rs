@@ -17,6 +17,24 @@ use serde_json::Value;
 /// What a masked secret is replaced with.
 pub const MASK: &str = "**********";
 
+/// Every secret any mask of this process holds, for output that no single run
+/// owns (the CLI's tracing output, which also carries other crates' events).
+static EVERY_SECRET: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// `text` with every secret known to this process masked: what the CLI passes
+/// its log output through, so even a dependency's debug event cannot show one.
+pub fn mask_known_secrets(text: &str) -> Cow<'_, str> {
+    let every = EVERY_SECRET.read().unwrap_or_else(|p| p.into_inner());
+    if !every.iter().any(|n| text.contains(n.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_owned();
+    for needle in every.iter() {
+        out = out.replace(needle.as_str(), MASK);
+    }
+    Cow::Owned(out)
+}
+
 /// Secrets shorter than this many characters are not searched for in free text:
 /// a one- or two-letter password would mask every "a" or "is" in a log. They are
 /// still masked wherever airlock prints a config itself ([`super::redact`]).
@@ -150,6 +168,13 @@ impl SecretMask {
         inner
             .needles
             .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let mut every = EVERY_SECRET.write().unwrap_or_else(|p| p.into_inner());
+        for needle in &inner.needles {
+            if !every.contains(needle) {
+                every.push(needle.clone());
+            }
+        }
+        every.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     }
 
     /// `callback` (called with a config a connector replaced its own with), after

@@ -121,7 +121,8 @@ impl Diagnostics {
             Some(b'{') if line.starts_with(br#"{"type":"RECORD""#) => {}
             Some(b'{') => {
                 let may_matter = memmem::find(line, b"\"LOG\"").is_some()
-                    || memmem::find(line, b"\"TRACE\"").is_some();
+                    || memmem::find(line, b"\"TRACE\"").is_some()
+                    || memmem::find(line, b"\"CONTROL\"").is_some();
                 if let Some(message) = may_matter.then(|| parse_message(line).ok()).flatten() {
                     self.note_message(&message.payload);
                 }
@@ -147,6 +148,17 @@ impl Diagnostics {
                     _ => tracing::debug!(connector = %self.connector, "{message}"),
                 }
                 self.push(format!("{} {message}", log.level.as_str()));
+            }
+            // A config the connector replaced its own with: its secrets are
+            // masked from here on, and in what was kept already.
+            Payload::Control(control) => {
+                if let Some(update) = &control.connector_config {
+                    self.secrets.add_config(&update.config);
+                    let mut inner = self.lock();
+                    for line in inner.tail.iter_mut() {
+                        self.secrets.mask_in_place(line);
+                    }
+                }
             }
             Payload::Trace(trace) if trace.trace_type == TraceType::Error => {
                 if let Some(error) = &trace.error {

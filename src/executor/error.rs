@@ -396,3 +396,62 @@ pub(crate) fn describe_join_error(join: tokio::task::JoinError) -> String {
         .unwrap_or_else(|| "(no message)".to_owned());
     format!("panicked: {message}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicked_task_is_an_internal_error_naming_it() {
+        let join = tokio::spawn(async { panic!("the pump fell over") })
+            .await
+            .expect_err("it panics");
+        let error = ExecutorError::internal("dest", "read stdout", join);
+        let text = error.to_string();
+        assert!(
+            text.contains("internal error")
+                && text.contains("\"read stdout\"")
+                && text.contains("panicked: the pump fell over")
+                && text.contains("dest"),
+            "{text}"
+        );
+        assert!(!error.is_connector_failure());
+    }
+
+    #[test]
+    fn each_cause_in_a_chain_prints_once() {
+        let io = || std::io::Error::other("disk on fire");
+        let errors: Vec<anyhow::Error> = vec![
+            ExecutorError::Io {
+                connector: "d".into(),
+                context: "writing the job folder",
+                source: io(),
+            }
+            .into(),
+            ExecutorError::Spawn {
+                connector: "d".into(),
+                path: "/bin/d".into(),
+                source: io(),
+            }
+            .into(),
+            crate::config::ConfigError::Unreadable {
+                what: "config",
+                path: "c.json".into(),
+                source: io(),
+            }
+            .into(),
+            crate::write::WriteError {
+                cause: crate::write::WriteFailure::Input(FramingError::Io {
+                    line_number: 3,
+                    source: io(),
+                }),
+                partial: Box::default(),
+            }
+            .into(),
+        ];
+        for error in errors {
+            let shown = format!("{error:#}");
+            assert_eq!(shown.matches("disk on fire").count(), 1, "{shown}");
+        }
+    }
+}

@@ -42,6 +42,8 @@ pub fn plugin_bin(name: &str) -> PathBuf {
                 "destination-local-json",
                 "-p",
                 "destination-csv",
+                "-p",
+                "test-adversary",
                 "--target-dir",
             ])
             .arg(&dir)

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime::component::{Linker, ResourceAny, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, StoreContextMut};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -83,13 +83,15 @@ const WASI_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 /// native process, a Docker container bound to the same folder, or a person —
 /// to wherever its target points (`/local/x -> ../../../../etc`).
 pub(super) fn refuse_links(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::filesystem::Descriptor;
     use wasmtime_wasi::p2::bindings::filesystem::types::{ErrorCode, PathFlags};
     linker.allow_shadowing(true);
     let mut types = linker.instance(WASI_FILESYSTEM_TYPES)?;
     types.func_wrap(
         "[method]descriptor.symlink-at",
         |mut store: StoreContextMut<'_, HostState>,
-         (_dir, target, path): (ResourceAny, String, String)| {
+         (_dir, target, path): (Resource<Descriptor>, String, String)| {
             store.data_mut().refused_link("a symbolic link", &path, Some(&target));
             Ok((Err::<(), _>(ErrorCode::NotPermitted),))
         },
@@ -97,7 +99,13 @@ pub(super) fn refuse_links(linker: &mut Linker<HostState>) -> wasmtime::Result<(
     types.func_wrap(
         "[method]descriptor.link-at",
         |mut store: StoreContextMut<'_, HostState>,
-         (_dir, _flags, old, _new_dir, new): (ResourceAny, PathFlags, String, ResourceAny, String)| {
+         (_dir, _flags, old, _new_dir, new): (
+            Resource<Descriptor>,
+            PathFlags,
+            String,
+            Resource<Descriptor>,
+            String,
+        )| {
             store.data_mut().refused_link("a hard link", &new, Some(&old));
             Ok((Err::<(), _>(ErrorCode::NotPermitted),))
         },

@@ -323,7 +323,9 @@ impl Guard {
                 "call stack exhausted (unbounded recursion?)".to_owned()
             }
             Some(trap) => trap.to_string(),
-            None => error.to_string(),
+            // A host call that failed: its own words, not only "error while
+            // executing at wasm backtrace".
+            None => error.root_cause().to_string(),
         };
         ExecutorError::Trap {
             connector: self.connector.clone(),
