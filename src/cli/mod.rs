@@ -961,7 +961,8 @@ mod tests {
             assert!(error.starts_with(flag) && error.contains("too large"), "{error}");
         }
         for cpus in ["-1", "NaN", "1e300"] {
-            let cli = Cli::try_parse_from(["airlock", "spec", "d", "--cpus", cpus]).expect("parses");
+            let flag = format!("--cpus={cpus}");
+            let cli = Cli::try_parse_from(["airlock", "spec", "d", &flag]).expect("parses");
             let Command::Spec(args) = cli.command else {
                 panic!("spec")
             };
