@@ -8,6 +8,8 @@
 pub mod config;
 mod destination;
 pub mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod protocol;
 pub mod registry;
 pub mod state;

@@ -14,6 +14,7 @@ mod cache_sync;
 mod cli_basics;
 mod docker;
 mod faker;
+mod fuzz_regressions;
 mod pip;
 mod plugin_kit;
 mod process_executor;

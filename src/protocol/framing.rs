@@ -170,13 +170,18 @@ struct RecordPeek<'a> {
 }
 
 /// Looks at one line and says what it is. RECORD lines are checked for shape
-/// (`stream` a string, `data` an object, `emitted_at` a number) but their data is
-/// skipped, not built.
+/// (`stream` a string, `data` an object, `emitted_at` a number) and to be UTF-8,
+/// but their data is skipped, not built.
 pub fn peek_line(line: &[u8]) -> LinePeek<'_> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return LinePeek::Empty;
     }
-    match serde_json::from_slice::<PeekWire<'_>>(line) {
+    // JSON text is UTF-8. The parser checks only the strings it decodes, so a line
+    // with invalid UTF-8 in skipped data or an unknown field would pass as a record.
+    let Ok(line) = std::str::from_utf8(line) else {
+        return LinePeek::NotAMessage("the line is not UTF-8".into());
+    };
+    match serde_json::from_str::<PeekWire<'_>>(line) {
         Ok(PeekWire {
             kind: MessageType::Record,
             record: Some(r),

@@ -116,6 +116,10 @@ fn peek_classifies_lines() {
         br#"{"type":"RECORD","record":{"stream":5,"data":{},"emitted_at":1}}"#,
         br#"{"type":"RECORD","record":{"stream":"s","data":{}}}"#,
         br#"[1,2]"#,
+        // Invalid UTF-8 where the peek does not decode: in skipped data, in an
+        // unknown field (found by the `peek` fuzz target).
+        b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"s\",\"data\":{\"a\":\"\x8d\"},\"emitted_at\":1}}",
+        b"{\"type\":\"RECORD\",\"record\":{\"stream\":\"s\",\"data\":{},\"emitted_at\":1,\"x\":\"\xff\"}}",
     ] {
         assert!(
             matches!(peek_line(bad), LinePeek::NotAMessage(_)),
