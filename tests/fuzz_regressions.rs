@@ -58,41 +58,8 @@ fn message_inputs_pass() {
     );
 }
 
-/// The ledger's inputs without the respellings of its open findings (below).
-fn ledger_without_open_findings(data: &[u8]) {
-    let respell = airlock::fuzzing::Respellings {
-        null_namespace: false,
-        huge_counts: false,
-    };
-    airlock::fuzzing::ledger_echoes_with(data, respell);
-}
-
 #[test]
 fn ledger_inputs_pass() {
-    replay(
-        &["regressions/ledger", "seeds/ledger"],
-        ledger_without_open_findings,
-    );
-}
-
-/// Failures found in the ledger and not fixed yet (each file is named after its
-/// finding): an explicit `"namespace":null` respelling is refused as never sent;
-/// record counts past 2^63 in `destinationStats` overflow the per-stream sum.
-/// Once both are fixed, every ledger input passes with all respellings.
-#[test]
-#[ignore = "open ledger findings, see fuzz/RESULTS.md"]
-fn open_ledger_findings_pass() {
-    replay(
-        &["regressions/ledger-open/null-namespace"],
-        airlock::fuzzing::ledger_echoes,
-    );
-    replay(&["regressions/ledger-open/huge-counts"], |data| {
-        let respell = airlock::fuzzing::Respellings {
-            null_namespace: false,
-            huge_counts: true,
-        };
-        airlock::fuzzing::ledger_echoes_with(data, respell);
-    });
     replay(
         &["regressions/ledger", "seeds/ledger"],
         airlock::fuzzing::ledger_echoes,

@@ -174,7 +174,8 @@ impl Ledger {
             .map(|s| s.covers)
             .sum();
         if let Slot::Stream(descriptor) = &echoed_slot {
-            *self.reported.entry(descriptor.clone()).or_default() += reported as u64;
+            let total = self.reported.entry(descriptor.clone()).or_default();
+            *total = total.saturating_add(reported as u64);
         }
         if reported.fract() != 0.0 || reported as u64 != sent {
             const MAX_WARNINGS: usize = 20;
@@ -217,11 +218,7 @@ pub(crate) fn fingerprint_state(state: &str) -> Option<u64> {
     fields.remove("sourceStats");
     fields.remove("destinationStats");
     let mut hasher = DefaultHasher::new();
-    (5u8, fields.len()).hash(&mut hasher);
-    for (key, value) in fields {
-        key.hash(&mut hasher);
-        hash_raw(value.get(), &mut hasher).ok()?;
-    }
+    hash_members(fields, &mut hasher).ok()?;
     Some(hasher.finish())
 }
 
@@ -235,14 +232,7 @@ pub(crate) fn fingerprint(state: &AirbyteStateMessage) -> u64 {
 fn hash_raw(raw: &str, hasher: &mut DefaultHasher) -> Result<(), serde_json::Error> {
     let raw = raw.trim();
     match raw.as_bytes().first() {
-        Some(b'{') => {
-            let map: BTreeMap<String, &RawValue> = serde_json::from_str(raw)?;
-            (5u8, map.len()).hash(hasher);
-            for (key, value) in map {
-                key.hash(hasher);
-                hash_raw(value.get(), hasher)?;
-            }
-        }
+        Some(b'{') => hash_members(serde_json::from_str(raw)?, hasher)?,
         Some(b'[') => {
             let items: Vec<&RawValue> = serde_json::from_str(raw)?;
             (4u8, items.len()).hash(hasher);
@@ -255,6 +245,26 @@ fn hash_raw(raw: &str, hasher: &mut DefaultHasher) -> Result<(), serde_json::Err
         Some(b'f') => (1u8, false).hash(hasher),
         Some(b'n') => 0u8.hash(hasher),
         _ => (2u8, canonical_number(raw)).hash(hasher),
+    }
+    Ok(())
+}
+
+/// Hashes an object's members in key order. A member whose value is `null`
+/// counts as absent, as the message model reads it: a destination that echoes
+/// `"namespace":null` for a descriptor sent without one (or the reverse) echoes
+/// the same state.
+fn hash_members(
+    members: BTreeMap<String, &RawValue>,
+    hasher: &mut DefaultHasher,
+) -> Result<(), serde_json::Error> {
+    let present: Vec<_> = members
+        .into_iter()
+        .filter(|(_, value)| value.get().trim() != "null")
+        .collect();
+    (5u8, present.len()).hash(hasher);
+    for (key, value) in present {
+        key.hash(hasher);
+        hash_raw(value.get(), hasher)?;
     }
     Ok(())
 }
@@ -281,7 +291,10 @@ fn canonical_number(text: &str) -> String {
         return "0".to_owned();
     }
     let exponent = exponent - frac.len() as i128 + (trimmed.len() - significant.len()) as i128;
-    format!("{}{significant}e{exponent}", if negative { "-" } else { "" })
+    format!(
+        "{}{significant}e{exponent}",
+        if negative { "-" } else { "" }
+    )
 }
 
 #[cfg(test)]
@@ -335,8 +348,14 @@ mod tests {
         );
         assert_eq!(ledger.confirmed, vec![(StreamDescriptor::new("s"), 20)]);
         assert_eq!(ledger.states_confirmed, 2);
-        assert_eq!(accept(&mut ledger, &state(1)), Err(StateMismatch::OutOfOrder));
-        assert_eq!(accept(&mut ledger, &state(9)), Err(StateMismatch::NeverSent));
+        assert_eq!(
+            accept(&mut ledger, &state(1)),
+            Err(StateMismatch::OutOfOrder)
+        );
+        assert_eq!(
+            accept(&mut ledger, &state(9)),
+            Err(StateMismatch::NeverSent)
+        );
         assert!(accept(&mut ledger, &state(3)).is_ok());
         assert_eq!(ledger.final_states().len(), 1);
     }
@@ -423,14 +442,37 @@ mod tests {
     }
 
     #[test]
+    fn a_null_member_matches_an_absent_one() {
+        let with_null = r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"a","namespace":null},"stream_state":{"c":1}}}"#;
+        let without = r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"a"},"stream_state":{"c":1}}}"#;
+        assert_eq!(of(with_null), of(without));
+        let other = r#"{"type":"STREAM","stream":{"stream_descriptor":{"name":"a","namespace":"n"},"stream_state":{"c":1}}}"#;
+        assert_ne!(of(with_null), of(other));
+        // null as an array item is a value, not an absent member.
+        assert_ne!(of(r#"{"data":{"c":[null]}}"#), of(r#"{"data":{"c":[]}}"#));
+    }
+
+    #[test]
+    fn reported_counts_past_u64_saturate() {
+        let mut ledger = Ledger::default();
+        for cursor in [1, 2] {
+            ledger.register(sent(cursor, 1));
+            accept(&mut ledger, &echo(cursor, 1e20)).expect("echo accepted");
+        }
+        assert_eq!(ledger.reported[&StreamDescriptor::new("s")], u64::MAX);
+    }
+
+    #[test]
     fn an_echo_of_a_large_cursor_matches_only_its_own_state() {
         let mut ledger = Ledger::default();
-        let sent_line = br#"{"type":"STATE","state":{"type":"LEGACY","data":{"cursor":9007199254740993}}}"#;
+        let sent_line =
+            br#"{"type":"STATE","state":{"type":"LEGACY","data":{"cursor":9007199254740993}}}"#;
         let state: AirbyteStateMessage =
             serde_json::from_value(json!({"type":"LEGACY","data":{"cursor":9007199254740993u64}}))
                 .expect("state");
         ledger.register(SentState::new(state.clone(), sent_line, vec![]));
-        let other = br#"{"type":"STATE","state":{"type":"LEGACY","data":{"cursor":9007199254740992}}}"#;
+        let other =
+            br#"{"type":"STATE","state":{"type":"LEGACY","data":{"cursor":9007199254740992}}}"#;
         assert_eq!(ledger.accept(&state, other), Err(StateMismatch::NeverSent));
         assert!(ledger.accept(&state, sent_line).is_ok());
     }
