@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use serde_json::error::Category;
+use serde_json::value::RawValue;
 
 use crate::message::{Envelope, Trace, write_log, write_trace_error};
 use crate::{
@@ -451,15 +451,16 @@ fn echo_with_stats(line: &[u8], stats: &Value) -> Option<Vec<u8>> {
     let message: Members<'_> = serde_json::from_slice(line).ok()?;
     let mut out = Vec::with_capacity(line.len() + 40);
     out.push(b'{');
-    let mut found = false;
+    // A line that repeats `state` is read by its last one (as serde_json and
+    // the host do), so that is the one that gets the stats.
+    let last_state = message.0.iter().rposition(|(key, _)| key == "state")?;
     for (i, (key, value)) in message.0.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         serde_json::to_writer(&mut out, key).ok()?;
         out.push(b':');
-        if key == "state" && !found {
-            found = true;
+        if i == last_state {
             let state: Members<'_> = serde_json::from_str(value.get()).ok()?;
             out.push(b'{');
             for (key, value) in state.0.iter().filter(|(k, _)| k != "destinationStats") {
@@ -476,7 +477,7 @@ fn echo_with_stats(line: &[u8], stats: &Value) -> Option<Vec<u8>> {
         }
     }
     out.push(b'}');
-    found.then_some(out)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -841,5 +842,14 @@ mod tests {
             std::str::from_utf8(&echo).expect("utf8"),
             r#"{"type":"STATE","state":{"type":"LEGACY","data":{"big":123456789012345678901234567890,"f":0.10000000000000000001,"s":"\u00e9"},"destinationStats":{"recordCount":2.0}},"x":1}"#
         );
+    }
+
+    #[test]
+    fn an_echo_of_a_line_that_repeats_state_counts_in_the_state_readers_see() {
+        let line = br#"{"type":"STATE","state":{"type":"LEGACY","data":1},"state":{"type":"LEGACY","data":2}}"#;
+        let echo = echo_with_stats(line, &json!({"recordCount": 2.0})).expect("echo");
+        let read: Value = serde_json::from_slice(&echo).expect("json");
+        assert_eq!(read["state"]["data"], 2);
+        assert_eq!(read["state"]["destinationStats"]["recordCount"], 2.0);
     }
 }
