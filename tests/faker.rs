@@ -91,11 +91,13 @@ fn real_faker_into_local_json_round_trips() {
     let result = run.json();
     for (stream, count) in &expected {
         assert_eq!(
-            stream_json(&result, stream)["sent"], *count,
+            stream_json(&result, stream)["sent"],
+            *count,
             "{stream}: {result}"
         );
         assert_eq!(
-            stream_json(&result, stream)["confirmed"], *count,
+            stream_json(&result, stream)["confirmed"],
+            *count,
             "{stream}: {result}"
         );
         let file = std::fs::read_to_string(out.join(format!("_airbyte_raw_{stream}.jsonl")))

@@ -19,7 +19,7 @@ mod pip;
 mod plugin_kit;
 mod process_executor;
 mod state_durability;
-mod trust;
 mod sync;
+mod trust;
 mod wasm;
 mod wasm_sandbox;

@@ -30,7 +30,10 @@ async fn host_still_works(sb: &Sandbox) {
     )
     .cache_dir(Some(sb.path().join("cache")));
     let status = exec
-        .check(&json!({"test_destination": {"test_destination_type": "SILENT"}}), &SecretMask::none())
+        .check(
+            &json!({"test_destination": {"test_destination_type": "SILENT"}}),
+            &SecretMask::none(),
+        )
         .await
         .expect("check");
     assert_eq!(status.status, ConnectionStatus::Succeeded);

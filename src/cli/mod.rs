@@ -958,7 +958,10 @@ mod tests {
                 panic!("spec")
             };
             let error = args.executor.policy().expect_err(flag);
-            assert!(error.starts_with(flag) && error.contains("too large"), "{error}");
+            assert!(
+                error.starts_with(flag) && error.contains("too large"),
+                "{error}"
+            );
         }
         for cpus in ["-1", "NaN", "1e300"] {
             let flag = format!("--cpus={cpus}");

@@ -82,10 +82,7 @@ impl Display {
 pub fn summary_line(p: &Progress) -> String {
     let secs = p.elapsed.as_secs_f64().max(1e-9);
     if let Some(source) = &p.waiting_for {
-        return format!(
-            "waiting for {source} to start ({} s)",
-            p.elapsed.as_secs()
-        );
+        return format!("waiting for {source} to start ({} s)", p.elapsed.as_secs());
     }
     if let Some(read) = p.reading {
         return format!(
@@ -131,7 +128,11 @@ mod tests {
             elapsed: Duration::from_secs(2),
             streams: vec![
                 (StreamDescriptor::new("users"), 1500, 1000),
-                (StreamDescriptor::with_namespace("purchases", Some("ns".into())), 500, 500),
+                (
+                    StreamDescriptor::with_namespace("purchases", Some("ns".into())),
+                    500,
+                    500,
+                ),
             ],
             reading: None,
             waiting_for: None,

@@ -381,12 +381,20 @@ mod tests {
         let mask = SecretMask::new(&spec(), &config());
         let mut value = json!({"message": "bad password hunter2-hunter2", "n": [ "tok-two" ]});
         mask.mask_value(&mut value);
-        assert_eq!(value, json!({"message": "bad password **********", "n": ["**********"]}));
+        assert_eq!(
+            value,
+            json!({"message": "bad password **********", "n": ["**********"]})
+        );
     }
 
     #[test]
     fn without_a_spec_likely_fields_are_guessed() {
-        let mask = SecretMask::guessed(&json!({"db": {"Password": "guess-me-1"}, "api_token": "tk-12345", "host": "h1234"}));
-        assert_eq!(mask.mask("guess-me-1 tk-12345 h1234"), "********** ********** h1234");
+        let mask = SecretMask::guessed(
+            &json!({"db": {"Password": "guess-me-1"}, "api_token": "tk-12345", "host": "h1234"}),
+        );
+        assert_eq!(
+            mask.mask("guess-me-1 tk-12345 h1234"),
+            "********** ********** h1234"
+        );
     }
 }

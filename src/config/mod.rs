@@ -165,7 +165,11 @@ pub fn fingerprint(config: &Value, secrets: &BTreeSet<String>, extra: &[(&str, S
             Value::Object(map) => {
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),
@@ -326,8 +330,14 @@ mod tests {
         let a = json!({"host": "h", "port": 1, "password": "p1", "nested": {"token": "t1"}});
         let b = json!({"nested": {"token": "t2"}, "password": "p2", "port": 1, "host": "h"});
         let c = json!({"host": "other", "port": 1, "password": "p1"});
-        assert_eq!(fingerprint(&a, &secrets, &[]), fingerprint(&b, &secrets, &[]));
-        assert_ne!(fingerprint(&a, &secrets, &[]), fingerprint(&c, &secrets, &[]));
+        assert_eq!(
+            fingerprint(&a, &secrets, &[]),
+            fingerprint(&b, &secrets, &[])
+        );
+        assert_ne!(
+            fingerprint(&a, &secrets, &[]),
+            fingerprint(&c, &secrets, &[])
+        );
         assert_ne!(
             fingerprint(&a, &secrets, &[("local_root", "/x".into())]),
             fingerprint(&a, &secrets, &[("local_root", "/y".into())])

@@ -228,9 +228,13 @@ pub trait Executor: Send + Sync + fmt::Debug {
     /// [`ExecutorError`] when the connector fails or prints no SPEC message.
     async fn spec(&self) -> Result<ConnectorSpecification, ExecutorError> {
         let session = self.run(Invocation::Spec).await?;
-        let found =
-            collect_first(self.connector(), session, MessageType::Spec, &SecretMask::none())
-                .await?;
+        let found = collect_first(
+            self.connector(),
+            session,
+            MessageType::Spec,
+            &SecretMask::none(),
+        )
+        .await?;
         match found {
             Payload::Spec(spec) => Ok(spec),
             _ => unreachable!("collect_first returns the requested type"),

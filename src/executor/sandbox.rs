@@ -276,9 +276,24 @@ impl PolicyFile {
     /// The first limit that is too large, naming its key.
     pub fn check(&self) -> Result<(), String> {
         let limits = [
-            ("memory_limit_mib", self.memory_limit_mib, MAX_MEMORY_LIMIT_MIB, "MiB"),
-            ("idle_timeout_secs", self.idle_timeout_secs, MAX_TIMEOUT_SECS, "seconds"),
-            ("deadline_secs", self.deadline_secs, MAX_TIMEOUT_SECS, "seconds"),
+            (
+                "memory_limit_mib",
+                self.memory_limit_mib,
+                MAX_MEMORY_LIMIT_MIB,
+                "MiB",
+            ),
+            (
+                "idle_timeout_secs",
+                self.idle_timeout_secs,
+                MAX_TIMEOUT_SECS,
+                "seconds",
+            ),
+            (
+                "deadline_secs",
+                self.deadline_secs,
+                MAX_TIMEOUT_SECS,
+                "seconds",
+            ),
             ("max_output_mib", self.max_output_mib, MAX_CAP_MIB, "MiB"),
             ("max_log_mib", self.max_log_mib, MAX_CAP_MIB, "MiB"),
         ];
@@ -344,9 +359,16 @@ mod tests {
             .max_output_bytes(u64::MAX)
             .max_log_bytes(u64::MAX);
         assert_eq!(policy.memory_limit(), MAX_MEMORY_LIMIT_MIB * MIB);
-        assert_eq!(policy.deadline_value(), Duration::from_secs(MAX_TIMEOUT_SECS));
+        assert_eq!(
+            policy.deadline_value(),
+            Duration::from_secs(MAX_TIMEOUT_SECS)
+        );
         // A deadline this far ahead can still be added to now.
-        assert!(std::time::Instant::now().checked_add(policy.deadline_value()).is_some());
+        assert!(
+            std::time::Instant::now()
+                .checked_add(policy.deadline_value())
+                .is_some()
+        );
         let saturated = SandboxPolicy::new().with_file(&PolicyFile {
             memory_limit_mib: Some(u64::MAX),
             max_log_mib: Some(u64::MAX),

@@ -92,7 +92,9 @@ pub(super) fn refuse_links(linker: &mut Linker<HostState>) -> wasmtime::Result<(
         "[method]descriptor.symlink-at",
         |mut store: StoreContextMut<'_, HostState>,
          (_dir, target, path): (Resource<Descriptor>, String, String)| {
-            store.data_mut().refused_link("a symbolic link", &path, Some(&target));
+            store
+                .data_mut()
+                .refused_link("a symbolic link", &path, Some(&target));
             Ok((Err::<(), _>(ErrorCode::NotPermitted),))
         },
     )?;
@@ -106,7 +108,9 @@ pub(super) fn refuse_links(linker: &mut Linker<HostState>) -> wasmtime::Result<(
             Resource<Descriptor>,
             String,
         )| {
-            store.data_mut().refused_link("a hard link", &new, Some(&old));
+            store
+                .data_mut()
+                .refused_link("a hard link", &new, Some(&old));
             Ok((Err::<(), _>(ErrorCode::NotPermitted),))
         },
     )?;
