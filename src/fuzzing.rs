@@ -12,6 +12,7 @@ use crate::protocol::{
     StreamDescriptor, classify_output, parse_message, peek_line,
 };
 use crate::write::ledger::{Ledger, SentState, StateMismatch};
+use airlock_plugin_sdk::fuzzing::json_without_repeated_keys;
 
 /// Reads fuzz bytes front to back; zeros once they run out.
 struct Bytes<'a>(&'a [u8]);
@@ -146,58 +147,6 @@ pub fn framing(data: &[u8]) {
         "from_lines lost lines"
     );
     assert!(whole.is_empty() || whole.as_bytes().ends_with(b"\n"));
-}
-
-/// Whether `data` is JSON in which no object repeats a key. Where keys repeat,
-/// which value counts is up to each parser ([`peek_line`] refuses such a record,
-/// as the SDK's parser does; the message model keeps one), so the cross-checks
-/// leave those lines out.
-fn json_without_repeated_keys(data: &[u8]) -> bool {
-    struct Unique;
-    impl<'de> serde::Deserialize<'de> for Unique {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer.deserialize_any(Unique)
-        }
-    }
-    impl<'de> serde::de::Visitor<'de> for Unique {
-        type Value = Unique;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("JSON")
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-        fn visit_unit<E>(self) -> Result<Unique, E> {
-            Ok(Unique)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
-            while seq.next_element::<Unique>()?.is_some() {}
-            Ok(Unique)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
-            let mut keys = std::collections::HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if !keys.insert(key) {
-                    return Err(serde::de::Error::custom("a repeated key"));
-                }
-                map.next_value::<Unique>()?;
-            }
-            Ok(Unique)
-        }
-    }
-    serde_json::from_slice::<Unique>(data).is_ok()
 }
 
 /// Fuzzes [`peek_line`] against [`parse_message`] and [`classify_output`] on one

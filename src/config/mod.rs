@@ -160,6 +160,21 @@ pub fn secret_fields(schema: &Value) -> BTreeSet<String> {
 /// order or a rotated password, different when anything else differs.
 pub fn fingerprint(config: &Value, secrets: &BTreeSet<String>, extra: &[(&str, String)]) -> String {
     use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(canonical_text(&redact(config, secrets)).as_bytes());
+    for (key, value) in extra {
+        hasher.update([0u8]);
+        hasher.update(key.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(value.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `value` as JSON text with every object's keys sorted: the same text for
+/// the same config whatever the key order in the user's file.
+pub fn canonical_text(value: &Value) -> String {
     fn sorted(value: &Value) -> Value {
         match value {
             Value::Object(map) => {
@@ -175,16 +190,7 @@ pub fn fingerprint(config: &Value, secrets: &BTreeSet<String>, extra: &[(&str, S
             other => other.clone(),
         }
     }
-    let mut hasher = Sha256::new();
-    hasher.update(sorted(&redact(config, secrets)).to_string().as_bytes());
-    for (key, value) in extra {
-        hasher.update([0u8]);
-        hasher.update(key.as_bytes());
-        hasher.update([0u8]);
-        hasher.update(value.as_bytes());
-    }
-    let digest = hasher.finalize();
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    sorted(value).to_string()
 }
 
 /// The names of fields that look like secrets (password, token, key, …), for a

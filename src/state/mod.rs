@@ -527,22 +527,7 @@ fn now_millis() -> i64 {
 /// file does not matter.
 fn config_hash(config: &Value) -> String {
     use sha2::Digest;
-    fn canonical(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), canonical(&map[k])))
-                        .collect(),
-                )
-            }
-            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-            other => other.clone(),
-        }
-    }
-    let digest = sha2::Sha256::digest(canonical(config).to_string().as_bytes());
+    let digest = sha2::Sha256::digest(crate::config::canonical_text(config).as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
