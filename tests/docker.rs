@@ -295,6 +295,8 @@ fn containers_have_no_network_and_only_the_named_environment() {
     // A listener on the host's loopback: reachable only through the host's network.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
+    // Accept and close at once: the probe's greeting gets an end of stream.
+    std::thread::spawn(move || for _ in listener.incoming() {});
     let check = |config: &str, extra: &[&str]| {
         let mut cmd = sb.airlock();
         cmd.args([
@@ -342,7 +344,6 @@ fn containers_have_no_network_and_only_the_named_environment() {
         run.stdout,
         run.stderr
     );
-    drop(listener);
 }
 
 #[test]

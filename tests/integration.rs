@@ -15,6 +15,7 @@ mod cli_basics;
 mod docker;
 mod faker;
 mod fuzz_regressions;
+mod network;
 mod pip;
 mod plugin_kit;
 mod process_executor;

@@ -132,6 +132,14 @@ pub struct ExecutorFlags {
     /// Grant the sandboxed connector this host environment variable (repeatable).
     #[arg(long, value_name = "NAME")]
     pub allow_env: Vec<String>,
+    /// Sandbox: grant TCP connections to HOST:PORT (repeatable; a name is resolved
+    /// here, and only its addresses on that port may be reached). With none given,
+    /// the endpoints the config names are granted (see --no-derived-net).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allow_net: Vec<crate::executor::net::NetGrant>,
+    /// Sandbox: grant no network from the config's host and port fields.
+    #[arg(long)]
+    pub no_derived_net: bool,
 }
 
 impl ExecutorFlags {
@@ -197,6 +205,12 @@ impl ExecutorFlags {
         }
         if self.use_host_network {
             policy = policy.allow_network();
+        }
+        for grant in &self.allow_net {
+            policy = policy.allow_net(grant.clone());
+        }
+        if self.no_derived_net {
+            policy = policy.derive_net_from_config(false);
         }
         for name in &self.allow_env {
             let value = std::env::var(name).map_err(|_| {

@@ -91,6 +91,8 @@ pub struct DockerExecutor {
     policy: SandboxPolicy,
     options: DockerOptions,
     client: OnceCell<Docker>,
+    /// The spec, read once when network grants are derived from configs.
+    spec: OnceCell<serde_json::Value>,
     /// Set when this executor is the registry's last resort: what was tried before.
     fallback_for: Option<Vec<String>>,
 }
@@ -216,6 +218,7 @@ impl DockerExecutor {
             policy,
             options,
             client: OnceCell::new(),
+            spec: OnceCell::new(),
             fallback_for: None,
         }
     }
@@ -327,6 +330,30 @@ impl DockerExecutor {
     }
 }
 
+impl DockerExecutor {
+    /// The container's network: `none` unless the policy grants network. Docker
+    /// (without the iptables rules airlock's engine runs without) cannot hold a
+    /// container to an allow-list: a grant of some addresses gives it the host's
+    /// network, and says so, never silently.
+    async fn network_mode(&self, invocation: &Invocation) -> Result<&'static str, ExecutorError> {
+        if self.policy.network_allowed() {
+            return Ok("host");
+        }
+        let grants = super::net::grants_for_run(self, &self.policy, invocation, &self.spec).await?;
+        if grants.is_empty() {
+            return Ok("none");
+        }
+        tracing::warn!(
+            connector = %self.connector,
+            "Docker cannot limit a container to the granted addresses ({}): it gets the \
+             host's network, so it can reach more than that; run the connector as a WASM \
+             plugin to hold it to the grants",
+            grants.describe()
+        );
+        Ok("host")
+    }
+}
+
 #[async_trait]
 impl Executor for DockerExecutor {
     fn connector(&self) -> &str {
@@ -412,16 +439,10 @@ impl Executor for DockerExecutor {
         }
         let takes_input = matches!(invocation, Invocation::Write { .. });
         let limit = self.policy.memory_limit() as i64;
+        let network_mode = self.network_mode(&invocation).await?;
         let host_config = HostConfig {
             binds: Some(binds),
-            network_mode: Some(
-                if self.policy.network_allowed() {
-                    "host"
-                } else {
-                    "none"
-                }
-                .into(),
-            ),
+            network_mode: Some(network_mode.into()),
             memory: Some(limit),
             memory_swap: Some(limit),
             nano_cpus: self.options.cpus.map(|c| (c * 1e9) as i64),

@@ -189,6 +189,32 @@ pub enum ExecutorError {
         log_tail: LogTail,
     },
 
+    /// The sandbox refused the connector a network use (a connection, a name
+    /// lookup, listening) and the connector then failed.
+    #[error("{connector} was refused {what}: {rule}\nfix: {fix}{log_tail}")]
+    NetworkRefused {
+        /// Connector name.
+        connector: String,
+        /// What was refused, e.g. "a connection to 10.0.0.5:5433".
+        what: String,
+        /// The rule it broke, with what is granted.
+        rule: String,
+        /// How to allow it.
+        fix: String,
+        /// Its last log lines.
+        log_tail: LogTail,
+    },
+
+    /// A network grant cannot be used: its name does not resolve, or the config
+    /// names an endpoint badly.
+    #[error("{connector}: {reason}")]
+    BadGrant {
+        /// Connector name.
+        connector: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
     /// The Docker engine cannot be reached.
     #[error(
         "{connector}: cannot reach the Docker engine ({endpoint}): {reason}\n\
@@ -322,6 +348,18 @@ impl ExecutorError {
                 secrets.mask_in_place(rule);
                 tail(log_tail);
             }
+            Self::NetworkRefused {
+                what,
+                rule,
+                fix,
+                log_tail,
+                ..
+            } => {
+                for text in [what, rule, fix] {
+                    secrets.mask_in_place(text);
+                }
+                tail(log_tail);
+            }
             Self::StoppedReading { log_tail, .. }
             | Self::MissingOutput { log_tail, .. }
             | Self::InstallFailed { log_tail, .. } => tail(log_tail),
@@ -332,6 +370,7 @@ impl ExecutorError {
             }
             Self::InvalidComponent { reason, .. }
             | Self::DockerUnreachable { reason, .. }
+            | Self::BadGrant { reason, .. }
             | Self::ImageMissing { reason, .. }
             | Self::Docker { reason, .. } => secrets.mask_in_place(reason),
             Self::Io { source, .. } | Self::Spawn { source, .. } => {
@@ -363,6 +402,7 @@ impl ExecutorError {
             Self::ConnectorFailed { log_tail, .. }
             | Self::Trap { log_tail, .. }
             | Self::SandboxViolation { log_tail, .. }
+            | Self::NetworkRefused { log_tail, .. }
             | Self::StoppedReading { log_tail, .. }
             | Self::MissingOutput { log_tail, .. } => Some(log_tail),
             _ => None,
@@ -379,6 +419,7 @@ impl ExecutorError {
                 | Self::Framing { .. }
                 | Self::Trap { .. }
                 | Self::SandboxViolation { .. }
+                | Self::NetworkRefused { .. }
         )
     }
 }

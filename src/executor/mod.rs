@@ -10,6 +10,7 @@ mod diagnostics;
 pub mod docker;
 mod error;
 mod job;
+pub mod net;
 pub mod pip;
 pub mod process;
 pub mod sandbox;
@@ -83,6 +84,17 @@ impl Invocation {
             Self::Write { .. } => "write",
             Self::Discover { .. } => "discover",
             Self::Read { .. } => "read",
+        }
+    }
+
+    /// The connector's config (none for `spec`).
+    pub fn config(&self) -> Option<&Value> {
+        match self {
+            Self::Spec => None,
+            Self::Check { config, .. }
+            | Self::Write { config, .. }
+            | Self::Discover { config, .. }
+            | Self::Read { config, .. } => Some(config),
         }
     }
 

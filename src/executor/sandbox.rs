@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::executor::net::NetGrant;
+
 /// Default memory cap: 512 MiB.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
 /// Default idle timeout: 300 s without the connector returning.
@@ -66,6 +68,8 @@ pub struct SandboxPolicy {
     local_root: Option<PathBuf>,
     env: Vec<(String, String)>,
     network: bool,
+    net: Vec<NetGrant>,
+    derive_net: bool,
     memory_limit_bytes: u64,
     idle_timeout: Duration,
     deadline: Duration,
@@ -86,6 +90,8 @@ impl SandboxPolicy {
             local_root: None,
             env: Vec::new(),
             network: false,
+            net: Vec::new(),
+            derive_net: true,
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             deadline: DEFAULT_DEADLINE,
@@ -106,9 +112,29 @@ impl SandboxPolicy {
         self
     }
 
-    /// Grants network access (Docker: host network; WASM: TCP/UDP and name lookup).
+    /// Grants all network access (Docker: host network; WASM: TCP/UDP and name
+    /// lookup). [`SandboxPolicy::allow_net`] grants one address instead.
     pub fn allow_network(mut self) -> Self {
         self.network = true;
+        self
+    }
+
+    /// Grants TCP connections to one host and port: the host resolves the name
+    /// and the connector may connect only to those addresses on that port, and
+    /// look up only granted names. With any grant given, none is derived from
+    /// the config.
+    pub fn allow_net(mut self, grant: NetGrant) -> Self {
+        if !self.net.contains(&grant) {
+            self.net.push(grant);
+        }
+        self
+    }
+
+    /// Whether a connector with no [`SandboxPolicy::allow_net`] grant is granted
+    /// the endpoints its config names (fields its spec lists in
+    /// `x-airlock-endpoints`). On by default.
+    pub fn derive_net_from_config(mut self, yes: bool) -> Self {
+        self.derive_net = yes;
         self
     }
 
@@ -152,9 +178,20 @@ impl SandboxPolicy {
         &self.env
     }
 
-    /// Whether network access is granted.
+    /// Whether all network access is granted.
     pub fn network_allowed(&self) -> bool {
         self.network
+    }
+
+    /// The addresses granted one by one.
+    pub fn net_grants(&self) -> &[NetGrant] {
+        &self.net
+    }
+
+    /// Whether grants may be derived from the config (none given, derivation on,
+    /// and not all network granted anyway).
+    pub fn derives_net(&self) -> bool {
+        self.derive_net && self.net.is_empty() && !self.network
     }
 
     /// The memory cap.
@@ -192,6 +229,12 @@ impl SandboxPolicy {
             self.env.push((k.clone(), v.clone()));
         }
         self.network |= file.network;
+        for grant in &file.allow_net {
+            self = self.allow_net(grant.clone());
+        }
+        if let Some(derive) = file.derive_net {
+            self.derive_net = derive;
+        }
         if let Some(mib) = file.memory_limit_mib {
             self = self.memory_limit_bytes(mib.saturating_mul(MIB));
         }
@@ -222,6 +265,8 @@ impl SandboxPolicy {
 /// max_output_mib = 512
 /// max_log_mib = 16
 /// network = false
+/// allow_net = ["db.internal:5432"]   # TCP to these only
+/// derive_net = true                  # else: grant what the config names
 /// [env]
 /// TZ = "UTC"
 /// ```
@@ -246,9 +291,16 @@ pub struct PolicyFile {
     /// Log cap in MiB.
     #[serde(default)]
     pub max_log_mib: Option<u64>,
-    /// Grant network access.
+    /// Grant all network access.
     #[serde(default)]
     pub network: bool,
+    /// TCP grants, `HOST:PORT` each.
+    #[serde(default)]
+    pub allow_net: Vec<NetGrant>,
+    /// Grant the endpoints the config names when `allow_net` is empty (default
+    /// true).
+    #[serde(default)]
+    pub derive_net: Option<bool>,
     /// Environment variables to grant.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,

@@ -86,6 +86,15 @@ impl<K> ConnectorBuilder<K> {
         self
     }
 
+    /// Grant a sandboxed connector TCP connections to one host and port (see
+    /// [`SandboxPolicy::allow_net`](crate::executor::sandbox::SandboxPolicy::allow_net));
+    /// with none, the endpoints its config names are granted.
+    pub fn allow_net(mut self, grant: crate::executor::net::NetGrant) -> Self {
+        let policy = self.options.policy.take().unwrap_or_default();
+        self.options.policy = Some(policy.allow_net(grant));
+        self
+    }
+
     /// Install the connector from this pip requirement or URL into its own venv
     /// (PyAirbyte's `pip_url`).
     pub fn pip_url(mut self, url: impl Into<String>) -> Self {

@@ -1,12 +1,15 @@
 //! `test-adversary`: a destination that attacks its sandbox, for airlock's
 //! sandbox tests. Never run it outside a sandbox.
 //!
-//! Config: `{"attack": NAME, "phase": "check" | "open" | "write" | "close", "port": N}`
-//! (`port`, for `socket`: connect to 127.0.0.1:N, a listener the test opened)
+//! Config: `{"attack": NAME, "phase": "check" | "open" | "write" | "close", "host": H, "port": N}`
+//! (`host` and `port`, for `socket`: connect to H:N (H defaults to 127.0.0.1), a
+//! listener the test opened; for `lookup`: the name to resolve. Its spec names
+//! them in `x-airlock-endpoints`, so the host derives a grant from them.)
 //! (`phase` defaults to `check`, `attack` to `none`). In that phase it tries
 //! the attack:
 //!
-//! - Probes — `read_passwd`, `write_outside`, `socket`, `env` — report what
+//! - Probes — `read_passwd`, `write_outside`, `socket`, `env`, `listen` (a TCP
+//!   listener), `udp` (a datagram to 127.0.0.1:9), `lookup` — report what
 //!   happened. In `check`: FAILED `denied: …` when the sandbox stopped them,
 //!   SUCCEEDED `LEAK: …` when it did not. In the other phases: an error
 //!   `denied: …` or `LEAK: …`.
@@ -46,7 +49,7 @@ pub struct Adversary;
 airlock_plugin_sdk::export_destination!(Adversary);
 
 /// The attacks this destination knows; `none` is no attack.
-pub const ATTACKS: [&str; 16] = [
+pub const ATTACKS: [&str; 19] = [
     "read_passwd",
     "write_outside",
     "socket",
@@ -62,6 +65,9 @@ pub const ATTACKS: [&str; 16] = [
     "leak_secrets",
     "symlink_escape",
     "hardlink",
+    "listen",
+    "udp",
+    "lookup",
     "none",
 ];
 
@@ -81,8 +87,10 @@ fn kib_line() -> String {
 struct Plan {
     attack: String,
     phase: String,
-    /// For `socket`: a port on 127.0.0.1 to connect to instead (a listener the
-    /// test opened on the host, reachable only with the host's network).
+    /// For `socket`: a host (default 127.0.0.1) and port to connect to instead
+    /// (a listener the test opened on the host, reachable only with a grant);
+    /// for `lookup`, the name to resolve.
+    host: Option<String>,
     port: Option<u16>,
     /// The secrets `leak_secrets` leaks.
     secrets: Vec<String>,
@@ -100,6 +108,10 @@ impl Plan {
         let plan = Self {
             attack: field("attack", "none")?,
             phase: field("phase", "check")?,
+            host: config
+                .get("host")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             port: config
                 .get("port")
                 .and_then(Value::as_u64)
@@ -138,21 +150,59 @@ impl Plan {
 type Probe = Result<String, String>;
 
 /// Runs the probe `attack`, or returns `None` when `attack` is not a probe.
-fn probe(attack: &str, port: Option<u16>) -> Option<Probe> {
+fn probe(attack: &str, host: Option<&str>, port: Option<u16>) -> Option<Probe> {
+    let host = host.unwrap_or("127.0.0.1");
     Some(match attack {
         "read_passwd" => read_passwd(),
         "write_outside" => write_outside(),
         "socket" => match port {
-            Some(port) => std::net::TcpStream::connect(("127.0.0.1", port))
-                .map(|_| format!("connected to 127.0.0.1:{port}"))
-                .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}")),
+            Some(port) => connect_and_greet(host, port),
             None => socket(),
         },
+        "listen" => std::net::TcpListener::bind("127.0.0.1:0")
+            .map(|l| format!("listening on {:?}", l.local_addr()))
+            .map_err(|e| format!("listen: {e}")),
+        "udp" => std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|socket| socket.send_to(b"x", "127.0.0.1:9"))
+            .map(|n| format!("sent {n} UDP bytes to 127.0.0.1:9"))
+            .map_err(|e| format!("udp: {e}")),
+        "lookup" => {
+            use std::net::ToSocketAddrs;
+            let name = if host == "127.0.0.1" {
+                "localhost"
+            } else {
+                host
+            };
+            match (name, port.unwrap_or(80)).to_socket_addrs() {
+                Ok(addrs) => Ok(format!(
+                    "resolved {name} to {:?}",
+                    addrs.collect::<Vec<_>>()
+                )),
+                Err(e) => Err(format!("lookup of {name}: {e}")),
+            }
+        }
         "env" => environment(),
         "symlink_escape" => symlink_escape(),
         "hardlink" => hardlink(),
         _ => return None,
     })
+}
+
+/// Connects to `host:port`, says `hello`, and reads the listener's answer.
+fn connect_and_greet(host: &str, port: u16) -> Probe {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect((host, port))
+        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
+    // A listener that never answers must not hang the probe (where the
+    // platform has read timeouts).
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut answer = [0u8; 64];
+    let said = stream
+        .write_all(b"hello\n")
+        .and_then(|()| stream.read(&mut answer))
+        .map(|n| format!("{:?}", String::from_utf8_lossy(&answer[..n]).trim()))
+        .unwrap_or_else(|e| format!("nothing ({e})"));
+    Ok(format!("connected to {host}:{port}, which said {said}"))
 }
 
 fn read_passwd() -> Probe {
@@ -280,7 +330,7 @@ fn attack(plan: &Plan, phase: &str, out: Option<&mut Emitter<'_>>) -> Result<(),
         let said = leak(plan, phase, out);
         return Err(DestinationError::system(format!("error {said}")));
     }
-    if let Some(found) = probe(&plan.attack, plan.port) {
+    if let Some(found) = probe(&plan.attack, plan.host.as_deref(), plan.port) {
         return Err(DestinationError::system(match found {
             Ok(leak) => format!("LEAK: {leak}"),
             Err(denied) => format!("denied: {denied}"),
@@ -353,9 +403,11 @@ impl Destination for Adversary {
                 "title": "Test Adversary Spec",
                 "type": "object",
                 "additionalProperties": false,
+                "x-airlock-endpoints": [{"host": "/host", "port": "/port"}],
                 "properties": {
                     "attack": {"type": "string", "enum": ATTACKS, "default": "none"},
                     "phase": {"type": "string", "enum": PHASES, "default": "check"},
+                    "host": {"type": "string"},
                     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                     "password": {"type": "string", "airbyte_secret": true},
                     "credentials": {"oneOf": [{"type": "object", "properties": {
@@ -379,7 +431,7 @@ impl Destination for Adversary {
         if plan.attack == "leak_secrets" {
             return Err(format!("check {}", leak(&plan, "check", None)));
         }
-        if let Some(found) = probe(&plan.attack, plan.port) {
+        if let Some(found) = probe(&plan.attack, plan.host.as_deref(), plan.port) {
             return match found {
                 Ok(leak) => Ok(Some(format!("LEAK: {leak}"))),
                 Err(denied) => Err(format!("denied: {denied}")),

@@ -15,6 +15,7 @@ use wasmtime::{ResourceLimiter, Store, StoreContextMut};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::executor::Diagnostics;
+use crate::executor::net::{Refusal, ResolvedGrants, SocketUse};
 use crate::executor::sandbox::SandboxPolicy;
 
 /// Bindings for `airlock:destination@0.1.0`.
@@ -34,6 +35,34 @@ pub(super) struct Violations {
     pub memory: AtomicBool,
     pub output: AtomicBool,
     pub log: AtomicBool,
+    /// The first network use the grants refused.
+    pub network: std::sync::Mutex<Option<Refusal>>,
+}
+
+impl Violations {
+    /// Keeps the first refusal, notes each in the log tail, and warns.
+    pub fn refuse(&self, refusal: Refusal, diagnostics: &Diagnostics) {
+        diagnostics.note(format!(
+            "sandbox: refused {}: {}",
+            refusal.what, refusal.rule
+        ));
+        tracing::warn!(
+            "sandbox: refused {}: {} (fix: {})",
+            refusal.what,
+            refusal.rule,
+            refusal.fix
+        );
+        let mut first = self.network.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert(refusal);
+    }
+
+    /// The first refusal, if any.
+    pub fn network_refusal(&self) -> Option<Refusal> {
+        self.network
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// Bytes a guest may still write to logs and output in this run.
@@ -118,6 +147,45 @@ pub(super) fn refuse_links(linker: &mut Linker<HostState>) -> wasmtime::Result<(
     Ok(())
 }
 
+/// The version of `wasi:sockets` this wasmtime links.
+const WASI_IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
+
+/// Replaces WASI's `resolve-addresses` with one that looks up only granted
+/// names (and IP addresses, which need no lookup): an ungranted lookup fails
+/// as unresolvable, so name lookups are no side channel out of the sandbox.
+pub(super) fn filter_name_lookups(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::Network;
+    use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{Host, ResolveAddressStream};
+    use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode;
+    use wasmtime_wasi::sockets::WasiSocketsView;
+    linker.allow_shadowing(true);
+    let mut lookup = linker.instance(WASI_IP_NAME_LOOKUP)?;
+    lookup.func_wrap(
+        "resolve-addresses",
+        |mut store: StoreContextMut<'_, HostState>,
+         (network, name): (Resource<Network>, String)| {
+            let state = store.data_mut();
+            let checked = match state.all_network {
+                true => Ok(()),
+                false => state.net.check_lookup(&name),
+            };
+            if let Err(refusal) = checked {
+                state.budgets.violations.refuse(refusal, &state.diagnostics);
+                return Ok((Err::<Resource<ResolveAddressStream>, _>(
+                    ErrorCode::NameUnresolvable,
+                ),));
+            }
+            match Host::resolve_addresses(&mut state.sockets(), network, name) {
+                Ok(stream) => Ok((Ok(stream),)),
+                Err(error) => Ok((Err(error.downcast()?),)),
+            }
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
 /// The store's data.
 pub(super) struct HostState {
     wasi: WasiCtx,
@@ -125,6 +193,9 @@ pub(super) struct HostState {
     limits: MemoryLimiter,
     diagnostics: Diagnostics,
     budgets: Arc<Budgets>,
+    net: Arc<ResolvedGrants>,
+    /// The policy grants all network: lookups are not filtered.
+    all_network: bool,
 }
 
 impl HostState {
@@ -151,6 +222,9 @@ impl WasiView for HostState {
 /// job folders for command mode) and the given stdio.
 pub(super) struct WasiSetup<'a> {
     pub policy: &'a SandboxPolicy,
+    /// The network grants, resolved (empty: no network unless the policy grants
+    /// all of it).
+    pub net: Arc<ResolvedGrants>,
     pub args: Vec<String>,
     pub read_only_dirs: Vec<(std::path::PathBuf, &'static str)>,
     pub stdin: Option<wasmtime_wasi::cli::AsyncStdinStream>,
@@ -170,12 +244,35 @@ impl HostState {
         // call (wasi-libc writes files in 4 KiB chunks): set before the preopens,
         // which capture it.
         builder.allow_blocking_current_thread(true);
-        // Deny-all, spelled out rather than trusted to defaults.
+        // Deny-all, spelled out rather than trusted to defaults. TCP sockets may
+        // be made, but every address is held to the grants (none: all refused,
+        // and named), and name lookups to the granted names.
         builder
-            .allow_tcp(false)
+            .allow_tcp(true)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        builder.socket_addr_check(|_, _| Box::pin(async { false }));
+            .allow_ip_name_lookup(true);
+        {
+            let net = setup.net.clone();
+            let budgets = budgets.clone();
+            let diagnostics = diagnostics.clone();
+            builder.socket_addr_check(move |addr, used| {
+                use wasmtime_wasi::sockets::SocketAddrUse as Use;
+                let how = match used {
+                    Use::TcpBind => SocketUse::TcpBind,
+                    Use::TcpConnect => SocketUse::TcpConnect,
+                    Use::TcpListen | Use::TcpAccept => SocketUse::TcpListen,
+                    Use::UdpBind | Use::UdpSend | Use::UdpReceive => SocketUse::Udp,
+                };
+                let allowed = match net.check(addr, how) {
+                    Ok(()) => true,
+                    Err(refusal) => {
+                        budgets.violations.refuse(refusal, &diagnostics);
+                        false
+                    }
+                };
+                Box::pin(async move { allowed })
+            });
+        }
         if setup.policy.network_allowed() {
             builder
                 .allow_tcp(true)
@@ -216,6 +313,8 @@ impl HostState {
             },
             diagnostics,
             budgets,
+            net: setup.net,
+            all_network: setup.policy.network_allowed(),
         })
     }
 

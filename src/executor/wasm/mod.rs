@@ -22,6 +22,7 @@ use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::job::JobFolder;
+use super::net::{ResolvedGrants, grants_for_run};
 use super::sandbox::SandboxPolicy;
 use super::stdio::{
     Ended, FeedOutcome, exit_result, feed_stdin, joined_or_internal, pump_stderr, pump_stdout,
@@ -81,6 +82,8 @@ pub struct WasmExecutor {
     policy: SandboxPolicy,
     cache_dir: Option<PathBuf>,
     loaded: OnceCell<Arc<Loaded>>,
+    /// The spec, read once when network grants are derived from configs.
+    spec: OnceCell<serde_json::Value>,
 }
 
 /// A compiled component, pre-linked for the world it implements.
@@ -111,6 +114,7 @@ fn linker() -> Result<&'static Linker<HostState>, String> {
             let mut linker = Linker::new(engine::engine());
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("{e:#}"))?;
             host::refuse_links(&mut linker).map_err(|e| format!("{e:#}"))?;
+            host::filter_name_lookups(&mut linker).map_err(|e| format!("{e:#}"))?;
             v0_1::DestinationPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
                 .map_err(|e| format!("{e:#}"))?;
             Ok(linker)
@@ -129,6 +133,7 @@ impl WasmExecutor {
             policy,
             cache_dir: Some(engine::cache_dir()),
             loaded: OnceCell::new(),
+            spec: OnceCell::new(),
         }
     }
 
@@ -255,6 +260,25 @@ impl Guard {
             idle: policy.idle_timeout_value(),
             deadline: Instant::now() + policy.deadline_value(),
             deadline_total: policy.deadline_value(),
+        }
+    }
+
+    /// `error`, or the network refusal that most likely caused it: a guest
+    /// refused a connection or a lookup usually fails for that reason, in its
+    /// own words, and the user needs the address and the grant to add.
+    fn refused_or(&self, error: ExecutorError) -> ExecutorError {
+        let Some(refusal) = self.budgets.violations.network_refusal() else {
+            return error;
+        };
+        if matches!(error, ExecutorError::SandboxViolation { .. }) {
+            return error;
+        }
+        ExecutorError::NetworkRefused {
+            connector: self.connector.clone(),
+            what: refusal.what,
+            rule: refusal.rule,
+            fix: refusal.fix,
+            log_tail: self.diagnostics.tail(),
         }
     }
 
@@ -398,6 +422,7 @@ fn log_pipe(guard: &Guard, output: &mpsc::Sender<OutputEvent>) -> AsyncStdoutStr
 async fn run_plugin(
     pre: v0_1::DestinationPluginPre<HostState>,
     policy: SandboxPolicy,
+    net: Arc<ResolvedGrants>,
     guard: Guard,
     invocation: Invocation,
     input: Option<mpsc::Receiver<LineBatch>>,
@@ -405,6 +430,7 @@ async fn run_plugin(
 ) -> Result<(), ExecutorError> {
     let setup = WasiSetup {
         policy: &policy,
+        net,
         args: vec![guard.connector.clone()],
         read_only_dirs: Vec::new(),
         stdin: None,
@@ -513,6 +539,7 @@ async fn run_plugin(
 async fn run_command(
     pre: CommandPre<HostState>,
     policy: SandboxPolicy,
+    net: Arc<ResolvedGrants>,
     guard: Guard,
     invocation: Invocation,
     input: Option<mpsc::Receiver<LineBatch>>,
@@ -545,6 +572,7 @@ async fn run_command(
     ));
     let setup = WasiSetup {
         policy: &policy,
+        net,
         args,
         read_only_dirs: vec![(job.path().to_path_buf(), "/job")],
         stdin: Some(AsyncStdinStream::new(stdin_guest)),
@@ -599,8 +627,14 @@ impl Executor for WasmExecutor {
     async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
         let secrets = invocation.secrets();
         let loaded = self.load().await?;
+        let net = Arc::new(
+            grants_for_run(self, &self.policy, &invocation, &self.spec)
+                .await
+                .map_err(|e| e.masked(&secrets))?,
+        );
         let diagnostics = Diagnostics::new(&self.connector, secrets.clone());
         let guard = Guard::new(&self.connector, &self.policy, diagnostics);
+        let guard_for_refusals = guard.clone();
         let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
         let (input_tx, input_rx) = match invocation {
             Invocation::Write { .. } => {
@@ -618,6 +652,7 @@ impl Executor for WasmExecutor {
             World::PluginV0_1(pre) => Box::pin(run_plugin(
                 pre.clone(),
                 policy,
+                net,
                 guard,
                 invocation,
                 input_rx,
@@ -626,15 +661,17 @@ impl Executor for WasmExecutor {
             World::Command(pre) => Box::pin(run_command(
                 pre.clone(),
                 policy,
+                net,
                 guard,
                 invocation,
                 input_rx,
                 output_tx,
             )),
         };
+        let watch = guard_for_refusals.clone();
         let task = tokio::spawn(async move {
             tokio::select! {
-                result = work => result,
+                result = work => result.map_err(|error| watch.refused_or(error)),
                 _ = abort_rx => Err(ExecutorError::ConnectorFailed {
                     connector,
                     reason: FailureReason::Signal(9),
