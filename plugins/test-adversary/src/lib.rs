@@ -530,6 +530,7 @@ mod tests {
             Plan {
                 attack: "none".into(),
                 phase: "check".into(),
+                host: None,
                 port: None,
                 secrets: vec![],
             }
