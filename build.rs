@@ -1,19 +1,20 @@
 //! Builds the built-in plugins (destination-dev-null, destination-local-json,
-//! destination-csv as plugin-world components; source-faker as a wasi:cli
+//! destination-csv, destination-postgres as plugin-world components; source-faker as a wasi:cli
 //! command) for wasm32-wasip2 and embeds them in the airlock binary.
 //!
 //! The plugins are built by a nested `cargo build --release --target wasm32-wasip2`
 //! into `target/plugins` (its own target folder, so it never waits on the outer
-//! build's lock). Set `AIRLOCK_PLUGIN_WASM_DIR` to a folder holding the four
+//! build's lock). Set `AIRLOCK_PLUGIN_WASM_DIR` to a folder holding the five
 //! `.wasm` files to skip the nested build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BUILTINS: [(&str, &str); 4] = [
+const BUILTINS: [(&str, &str); 5] = [
     ("destination-dev-null", "destination_dev_null"),
     ("destination-local-json", "destination_local_json"),
     ("destination-csv", "destination_csv"),
+    ("destination-postgres", "destination_postgres"),
     // A binary: its .wasm keeps the dashes.
     ("source-faker", "source-faker"),
 ];
@@ -25,6 +26,7 @@ fn main() {
         "plugins/destination-dev-null",
         "plugins/destination-local-json",
         "plugins/destination-csv",
+        "plugins/destination-postgres",
         "plugins/source-faker",
         "wit",
     ] {

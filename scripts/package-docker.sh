@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Packages our destinations as Docker images, FROM scratch, from their static native
 # binaries: airlock/destination-dev-null:dev, airlock/destination-local-json:dev,
-# airlock/destination-csv:dev (or the plugins named as arguments, e.g. test-adversary
+# airlock/destination-csv:dev, airlock/destination-postgres:dev (or the plugins named as arguments, e.g. test-adversary
 # for the tests). Needs a Docker engine (DOCKER_HOST is honoured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PLUGINS=(destination-dev-null destination-local-json destination-csv)
+PLUGINS=(destination-dev-null destination-local-json destination-csv destination-postgres)
 if [ $# -gt 0 ]; then PLUGINS=("$@"); fi
 TARGET="$(rustc -vV | sed -n 's/^host: //p')"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"

@@ -231,6 +231,7 @@ mod tests {
             "destination-dev-null",
             "destination-local-json",
             "destination-csv",
+            "destination-postgres",
             "source-faker",
         ] {
             let bytes = builtin(name).unwrap_or_else(|| panic!("{name} built in"));

@@ -50,6 +50,15 @@ pub struct ConfiguredStream {
     /// The cursor field path used by incremental reads.
     #[serde(default, deserialize_with = "null_as_default")]
     pub cursor_field: Vec<String>,
+    /// The generation of the stream's data (`_airbyte_generation_id`); 0 when absent.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub generation_id: i64,
+    /// The oldest generation a destination must keep; 0 when absent.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub minimum_generation_id: i64,
+    /// The sync's id (`_airbyte_meta.sync_id`); 0 when absent.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sync_id: i64,
 }
 
 /// A stream's declaration: its name, namespace and JSON schema.
@@ -155,6 +164,7 @@ mod tests {
         );
         assert_eq!(stream.primary_key, vec![vec!["id".to_string()]]);
         assert_eq!(stream.cursor_field, vec!["updated_at".to_string()]);
+        assert_eq!((stream.generation_id, stream.sync_id), (0, 1));
     }
 
     #[test]
