@@ -6,6 +6,8 @@
 #                               55432) and prints its URL (user airlock, password
 #                               airlock, SCRAM authentication)
 #   scripts/postgres.sh stop    stops it and removes the cluster
+#   scripts/postgres.sh kill    stops it at once, as a crash would, keeping the data
+#   scripts/postgres.sh resume  starts a killed cluster again (crash recovery)
 # The server refuses to run as root, so the cluster belongs to the postgres user.
 set -euo pipefail
 DIR="${AIRLOCK_PG_DIR:-/tmp/airlock-pg}"
@@ -14,6 +16,12 @@ BIN="${AIRLOCK_PG_BIN:-/usr/lib/postgresql/15/bin}"
 URL="postgres://airlock:airlock@127.0.0.1:$PORT/postgres"
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_server() {
+  as_postgres "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
+    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1" start >/dev/null || {
+    echo "postgres: the server did not start:" >&2; tail -20 "$DIR/server.log" >&2; exit 1; }
 }
 
 case "${1:-start}" in
@@ -37,9 +45,14 @@ start)
     --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 || {
     echo "postgres: initdb failed:" >&2; tail -20 "$DIR/initdb.log" >&2; exit 1; }
   echo "postgres: starting on 127.0.0.1:$PORT (log: $DIR/server.log)" >&2
-  as_postgres "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1" start >/dev/null || {
-    echo "postgres: the server did not start:" >&2; tail -20 "$DIR/server.log" >&2; exit 1; }
+  start_server
+  echo "$URL"
+  ;;
+kill)
+  as_postgres "$BIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null
+  ;;
+resume)
+  start_server
   echo "$URL"
   ;;
 stop)
@@ -49,5 +62,5 @@ stop)
   rm -rf "$DIR"
   ;;
 *)
-  echo "usage: $0 start|stop" >&2; exit 2 ;;
+  echo "usage: $0 start|stop|kill|resume" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod network;
 mod pip;
 mod plugin_kit;
+mod postgres;
 mod process_executor;
 mod state_durability;
 mod sync;

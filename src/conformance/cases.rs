@@ -6,13 +6,13 @@
 //! drive an executor session directly.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::input::{Messages, TestStream, catalog};
+use super::input::{Messages, TestStream, catalog, declared_only};
+use super::reader::{Place, ReaderFormat, canonical};
 use super::{Outcome, Suite};
 use crate::executor::{Invocation, OutputEvent};
 use crate::protocol::{
@@ -170,22 +170,47 @@ pub(super) const ALL: &[Case] = &[
 ];
 
 impl Suite<'_> {
-    /// The config of `case` and the host folder it writes to (with a reader, a
-    /// fresh folder under the local root; without, the config as given).
-    fn case_config(&self, case: &str) -> (Value, Option<PathBuf>) {
+    /// The config of `case` and the place it writes to (with a reader, a fresh
+    /// folder under the local root or a fresh PostgreSQL schema, emptied now;
+    /// without, the config as given).
+    fn case_config(&self, case: &str) -> (Value, Option<Place>) {
         let mut config = self.config.clone();
         let Some(reader) = &self.reader else {
             return (config, None);
         };
-        let folder = self.local_root.join("conformance").join(case);
-        let _ = std::fs::remove_dir_all(&folder);
-        if let Some(map) = config.as_object_mut() {
-            map.insert(
-                reader.path_field.clone(),
+        let (value, place) = match reader.format {
+            ReaderFormat::PostgresTables => {
+                // The config's own schema (when not `public`) prefixes the case
+                // schemas, so that two suites on one server stay apart.
+                let prefix = match config.get(&reader.path_field).and_then(Value::as_str) {
+                    Some(schema) if !schema.is_empty() && schema != "public" => schema,
+                    _ => "airlock_conformance",
+                };
+                let schema = format!("{prefix}_{}", case.replace('-', "_"));
+                let place = Place::Postgres {
+                    config: config.clone(),
+                    schema: schema.clone(),
+                };
+                (json!(schema), place)
+            }
+            _ => (
                 json!(format!("/local/conformance/{case}")),
-            );
+                Place::Folder(self.local_root.join("conformance").join(case)),
+            ),
+        };
+        if let Some(map) = config.as_object_mut() {
+            map.insert(reader.path_field.clone(), value);
         }
-        (config, Some(folder))
+        let place = match place {
+            Place::Postgres { schema, .. } => Place::Postgres {
+                config: config.clone(),
+                schema,
+            },
+            folder => folder,
+        };
+        // A place that cannot be emptied shows up as a failed read-back.
+        let _ = place.reset(&[]);
+        (config, Some(place))
     }
 
     /// The secrets of `config`, from the destination's spec.
@@ -241,29 +266,38 @@ impl Suite<'_> {
     }
 
     /// Reads back each stream's rows and compares them with what was sent, as
-    /// multisets (streams sharing a file are compared together).
+    /// multisets (streams sharing a file are compared together). A typed reader
+    /// sees only the fields the test schema declares, so only those are compared.
     fn verify_rows(
         &self,
-        folder: &Path,
+        place: &Place,
         expected: &[(&TestStream, Vec<Value>)],
     ) -> Result<String, String> {
         let Some(reader) = &self.reader else {
             return Err("no reader".into());
         };
-        let mut by_file: BTreeMap<PathBuf, (Vec<String>, Vec<&TestStream>)> = BTreeMap::new();
+        let typed = reader.typed();
+        let mut by_place: BTreeMap<String, (Vec<String>, Vec<&TestStream>)> = BTreeMap::new();
         for (stream, rows) in expected {
-            let file = reader.stream_file(folder, &stream.name, stream.namespace.as_deref());
-            let entry = by_file.entry(file).or_default();
-            entry.0.extend(rows.iter().map(Value::to_string));
+            let at = reader.location(place, &stream.name, stream.namespace.as_deref());
+            let entry = by_place.entry(at).or_default();
+            entry.0.extend(rows.iter().map(|row| {
+                let row = if typed {
+                    declared_only(row)
+                } else {
+                    row.clone()
+                };
+                canonical(&row).to_string()
+            }));
             entry.1.push(stream);
         }
         let mut total = 0;
-        for (file, (mut want, streams)) in by_file {
+        for (at, (mut want, streams)) in by_place {
             let first = streams[0];
             let mut got: Vec<String> = reader
-                .read(folder, &first.name, first.namespace.as_deref())?
+                .read_at(place, &first.name, first.namespace.as_deref())?
                 .iter()
-                .map(Value::to_string)
+                .map(|row| canonical(row).to_string())
                 .collect();
             want.sort();
             got.sort();
@@ -272,8 +306,7 @@ impl Suite<'_> {
                 let unexpected = got.iter().find(|g| !want.contains(g));
                 let shorten = |s: &String| s.chars().take(120).collect::<String>();
                 return Err(format!(
-                    "{}: expected {} rows, found {}{}{}",
-                    file.display(),
+                    "{at}: expected {} rows, found {}{}{}",
                     want.len(),
                     got.len(),
                     missing
@@ -299,8 +332,28 @@ impl Suite<'_> {
         readback_is_the_point: bool,
     ) -> Verdict {
         let (config, folder) = self.case_config(case);
+        // Namespaces go where the place puts them (PostgreSQL: a schema of the case's own).
+        let streams: Vec<(TestStream, Vec<Value>)> = streams
+            .iter()
+            .map(|(stream, rows)| {
+                let mut stream = stream.clone();
+                if let (Some(place), Some(ns)) = (&folder, &stream.namespace) {
+                    stream.namespace = Some(place.namespace(ns));
+                }
+                (stream, rows.clone())
+            })
+            .collect();
+        if let Some(place) = &folder {
+            let namespaces: Vec<String> = streams
+                .iter()
+                .filter_map(|(s, _)| s.namespace.clone())
+                .collect();
+            if let Err(why) = place.reset(&namespaces) {
+                return fail(why);
+            }
+        }
         let mut input = Messages::new();
-        for (stream, rows) in streams {
+        for (stream, rows) in &streams {
             for row in rows {
                 input.record(stream, row);
             }
@@ -585,7 +638,7 @@ async fn large_batch(s: &Suite<'_>) -> Verdict {
         result.duration_secs
     );
     if let (Some(folder), Some(reader)) = (folder, &s.reader) {
-        match reader.read(&folder, &stream.name, None) {
+        match reader.read_at(&folder, &stream.name, None) {
             Ok(rows) if rows.len() as u64 == n => detail.push_str("; all rows read back"),
             Ok(rows) => {
                 return fail(format!(
@@ -670,12 +723,20 @@ async fn extra_fields(s: &Suite<'_>) -> Verdict {
         4,
         |id| json!({"undeclared": format!("extra {id}"), "nested": {"deep": [id, null, true]}}),
     );
-    s.write_and_verify(
-        "fields-not-in-schema",
-        &[(TestStream::new("loose"), data)],
-        true,
-    )
-    .await
+    let mut verdict = s
+        .write_and_verify(
+            "fields-not-in-schema",
+            &[(TestStream::new("loose"), data)],
+            true,
+        )
+        .await;
+    if verdict.outcome == Outcome::Pass && s.reader.as_ref().is_some_and(|r| r.typed()) {
+        verdict.detail.push_str(
+            " (typed tables keep the declared fields only, as Airbyte's direct load does: \
+             `undeclared` has no column)",
+        );
+    }
+    verdict
 }
 
 async fn empty_input(s: &Suite<'_>) -> Verdict {
@@ -924,7 +985,7 @@ async fn append_dedup(s: &Suite<'_>) -> Verdict {
             "5 records confirmed, but the rows cannot be read back: the plugin declares no reader",
         );
     };
-    let rows = match reader.read(&folder, &stream.name, None) {
+    let rows = match reader.read_at(&folder, &stream.name, None) {
         Ok(rows) => rows,
         Err(why) => return fail(why),
     };

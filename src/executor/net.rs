@@ -446,7 +446,18 @@ pub async fn grants_for_run(
     if derived.is_empty() {
         return Ok(ResolvedGrants::default());
     }
+    // Said once per connector and grant in a process: a suite or a job runs
+    // the same plugin with the same config many times.
+    static SAID: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
     for d in &derived {
+        let key = (executor.connector().to_owned(), d.grant.to_string());
+        let mut said = SAID
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if said.contains(&key) {
+            continue;
+        }
+        said.push(key);
         tracing::warn!(
             connector = executor.connector(),
             "granted network: {} (from {}; --no-derived-net turns this off)",

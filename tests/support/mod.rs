@@ -43,6 +43,8 @@ pub fn plugin_bin(name: &str) -> PathBuf {
                 "-p",
                 "destination-csv",
                 "-p",
+                "destination-postgres",
+                "-p",
                 "test-adversary",
                 "--target-dir",
             ])
@@ -322,6 +324,8 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
                 "destination-local-json",
                 "-p",
                 "destination-csv",
+                "-p",
+                "destination-postgres",
             ])
             .args(["-p", "test-adversary", "-p", "test-wrong-world"])
             .env_remove("CARGO_TARGET_DIR")
@@ -374,6 +378,7 @@ pub fn docker_images() {
                 "destination-dev-null",
                 "destination-local-json",
                 "destination-csv",
+                "destination-postgres",
                 "test-adversary",
             ])
             .status()
@@ -433,4 +438,79 @@ pub fn stream_json(result: &Value, name: &str) -> Value {
         })
         .cloned()
         .unwrap_or(Value::Null)
+}
+
+/// The test PostgreSQL server (`AIRLOCK_TEST_PG_URL`, which `.ci/run` sets from
+/// scripts/postgres.sh), or `None` with a SKIPPED note; with `CI=true` its
+/// absence fails the test.
+pub fn test_postgres() -> Option<PgServer> {
+    match std::env::var("AIRLOCK_TEST_PG_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(PgServer::parse(url.trim())),
+        _ => {
+            assert!(
+                !required_in_ci(),
+                "CI requires a PostgreSQL server: set AIRLOCK_TEST_PG_URL (scripts/postgres.sh start prints it)"
+            );
+            eprintln!(
+                "SKIPPED: no PostgreSQL server (export AIRLOCK_TEST_PG_URL=\"$(bash scripts/postgres.sh start)\")"
+            );
+            None
+        }
+    }
+}
+
+/// A PostgreSQL server to test against: `postgres://USER:PASSWORD@HOST:PORT/DB`.
+#[derive(Debug, Clone)]
+pub struct PgServer {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+impl PgServer {
+    fn parse(url: &str) -> Self {
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .expect("AIRLOCK_TEST_PG_URL starts with postgres://");
+        let (auth, rest) = rest.split_once('@').expect("USER:PASSWORD@ in the URL");
+        let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+        let (hostport, database) = rest.split_once('/').unwrap_or((rest, "postgres"));
+        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
+        Self {
+            url: url.to_owned(),
+            host: host.to_owned(),
+            port: port.parse().expect("a port in the URL"),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            database: database.to_owned(),
+        }
+    }
+
+    /// A destination-postgres config for this server, writing into `schema`.
+    pub fn config(&self, schema: &str) -> Value {
+        serde_json::json!({
+            "host": self.host, "port": self.port, "database": self.database,
+            "username": self.user, "password": self.password, "schema": schema,
+            "ssl_mode": {"mode": "disable"}
+        })
+    }
+
+    /// Runs `sql` with psql and returns its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .arg(&self.url)
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("run psql (Debian's postgresql-client)");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
 }

@@ -174,7 +174,12 @@ impl Connection {
             write_buf: BytesMut::with_capacity(WRITE_CHUNK + 1024),
             in_copy: false,
         };
-        connection.startup(params)?;
+        // Until the login completes, a broken socket means the server was
+        // never reached (WASI reports a refused connect at the first write).
+        connection.startup(params).map_err(|e| match e {
+            PgError::Io(source) => PgError::Connect { target, source },
+            other => other,
+        })?;
         Ok(connection)
     }
 
