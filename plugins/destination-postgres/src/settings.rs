@@ -16,6 +16,9 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// COPY data gathered per stream before it is sent, when not configured.
 pub const DEFAULT_BATCH_BYTES: usize = 1024 * 1024;
 
+/// How long states may wait to be committed together, when not configured.
+pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 1000;
+
 /// Everything `check` and `write` need.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -25,6 +28,9 @@ pub struct Settings {
     pub schema: String,
     /// COPY data gathered per stream before it goes to the server.
     pub batch_bytes: usize,
+    /// States arriving within this long of the last commit are committed
+    /// with a later one (0: a commit per state).
+    pub commit_interval: std::time::Duration,
     /// `ssl_mode` asked for TLS only if available (`allow`, `prefer`); this
     /// build connects without it and says so.
     pub tls_preferred_but_absent: bool,
@@ -158,7 +164,20 @@ impl Settings {
                 )));
             }
         };
+        let commit_interval_ms = match config.get("commit_interval_ms") {
+            None | Some(Value::Null) => DEFAULT_COMMIT_INTERVAL_MS,
+            Some(Value::Number(n)) => n.as_u64().filter(|ms| *ms <= 600_000).ok_or_else(|| {
+                DestinationError::config(format!("commit_interval_ms must be 0 to 600000, got {n}"))
+            })?,
+            Some(other) => {
+                return Err(DestinationError::config(format!(
+                    "commit_interval_ms must be a number, got {}",
+                    kind(other)
+                )));
+            }
+        };
         Ok(Self {
+            commit_interval: std::time::Duration::from_millis(commit_interval_ms),
             connect: ConnectParams {
                 host,
                 port,
@@ -252,6 +271,7 @@ mod tests {
                 "not supported",
             ),
             ("batch_size_bytes", json!(1), "batch_size_bytes"),
+            ("commit_interval_ms", json!(-1), "commit_interval_ms"),
         ] {
             let mut c = base();
             c[field] = value;

@@ -8,8 +8,12 @@
 //!
 //! The SDK echoes a state only after [`RecordWriter::flush`] returns, and
 //! `flush` returns only once the server has committed every row before it.
+//! States that arrive within `commit_interval_ms` of the last commit are held
+//! back and committed with a later one (or when the input runs dry), so one
+//! transaction may cover many states; none is echoed before its rows commit.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use airlock_plugin_sdk::{
     ConfiguredCatalog, DestinationError, DestinationSyncMode, Emitter, LogLevel, Record,
@@ -62,6 +66,8 @@ pub struct PgWriter {
     open_copy: Option<usize>,
     batch_bytes: usize,
     rng: fastrand::Rng,
+    commit_interval: Duration,
+    last_commit: Instant,
 }
 
 /// A database error as a [`DestinationError`], with the fix where one is known.
@@ -189,6 +195,8 @@ impl PgWriter {
             open_copy: None,
             batch_bytes: settings.batch_bytes,
             rng: fastrand::Rng::new(),
+            commit_interval: settings.commit_interval,
+            last_commit: Instant::now(),
         })
     }
 
@@ -282,6 +290,7 @@ impl PgWriter {
         for loader in &mut self.loaders {
             loader.rows_in_transaction = 0;
         }
+        self.last_commit = Instant::now();
         Ok(())
     }
 
@@ -371,6 +380,12 @@ impl RecordWriter for PgWriter {
 
     fn flush(&mut self) -> Result<(), DestinationError> {
         self.commit()
+    }
+
+    /// States within `commit_interval` of the last commit wait for a later
+    /// one: a commit (and its fsync) per state would cost more than the rows.
+    fn may_defer_state(&mut self) -> bool {
+        self.last_commit.elapsed() < self.commit_interval
     }
 
     fn stream_complete(&mut self, stream_index: usize) -> Result<(), DestinationError> {

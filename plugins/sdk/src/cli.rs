@@ -127,13 +127,32 @@ fn parse_args(args: &[OsString]) -> Result<Command, String> {
     }
 }
 
+/// Standard input as the CLI reads it: lines, and whether the next read may
+/// wait for the host.
+trait Input: BufRead {
+    /// Nothing is buffered: the next read may block.
+    fn drained(&self) -> bool;
+}
+
+impl<R: io::Read> Input for BufReader<R> {
+    fn drained(&self) -> bool {
+        self.buffer().is_empty()
+    }
+}
+
+impl Input for &[u8] {
+    fn drained(&self) -> bool {
+        self.is_empty()
+    }
+}
+
 /// The CLI with its process handles passed in; returns the exit status.
 fn run<D: Destination + ?Sized>(
     dest: &D,
     program: &str,
     args: &[OsString],
     ctx: &Context,
-    input: &mut dyn BufRead,
+    input: &mut dyn Input,
     output: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> u8 {
@@ -181,7 +200,7 @@ fn write<D: Destination + ?Sized>(
     config: &Path,
     catalog: &Path,
     ctx: &Context,
-    input: &mut dyn BufRead,
+    input: &mut dyn Input,
     output: &mut dyn Write,
     out: &mut Vec<u8>,
 ) -> u8 {
@@ -202,6 +221,14 @@ fn write<D: Destination + ?Sized>(
     let mut line = Vec::with_capacity(64 * 1024);
     loop {
         line.clear();
+        // Before a read that may wait, commit what the writer held back.
+        if input.drained() && session.input_idle(out).is_err() {
+            break;
+        }
+        if let Err(error) = pass_on(output, out) {
+            session.abort(error, out);
+            return EXIT_FAILURE;
+        }
         match input.read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => {}
@@ -216,21 +243,26 @@ fn write<D: Destination + ?Sized>(
         }
         // Output is rare (states, logs): pass it on at once, so the host
         // sees each state as soon as it is committed.
-        if !out.is_empty() {
-            if let Err(e) = output.write_all(out).and_then(|()| output.flush()) {
-                out.clear();
-                let error =
-                    DestinationError::system(format!("could not write to standard output: {e}"));
-                session.abort(error, out);
-                return EXIT_FAILURE;
-            }
-            out.clear();
+        if let Err(error) = pass_on(output, out) {
+            session.abort(error, out);
+            return EXIT_FAILURE;
         }
     }
     match session.finish(out) {
         Ok(()) => 0,
         Err(_) => EXIT_FAILURE,
     }
+}
+
+/// Writes `out` to the host at once and empties it.
+fn pass_on(output: &mut dyn Write, out: &mut Vec<u8>) -> Result<(), DestinationError> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let written = output.write_all(out).and_then(|()| output.flush());
+    out.clear();
+    written
+        .map_err(|e| DestinationError::system(format!("could not write to standard output: {e}")))
 }
 
 /// Reads a file named on the command line.

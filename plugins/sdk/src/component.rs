@@ -126,6 +126,15 @@ impl BatchWriter {
             return Err(ended("write-batch"));
         };
         let mut out = Vec::new();
+        // An empty batch is the host saying its input ran dry for now.
+        if messages.is_empty() {
+            if session.input_idle(&mut out).is_err()
+                && let Some(session) = slot.take()
+            {
+                let _ = session.finish(&mut out);
+            }
+            return Ok(out);
+        }
         for line in messages.split(|b| *b == b'\n') {
             if session.push_line(line, &mut out).is_err() {
                 if let Some(session) = slot.take() {

@@ -72,6 +72,16 @@ pub trait RecordWriter: Send {
     /// A [`DestinationError`] ends the run and the state is not echoed.
     fn flush(&mut self) -> Result<(), DestinationError>;
 
+    /// A STATE arrived: may its echo wait for a later [`flush`](Self::flush)?
+    /// `true` holds it back (in order, with its `destinationStats`) until the
+    /// next state for which this returns `false`, until the input runs dry
+    /// (the host has nothing more to send for now), or until a clean end —
+    /// so that a destination whose commit is costly commits many states at
+    /// once. The default, `false`, flushes at every state.
+    fn may_defer_state(&mut self) -> bool {
+        false
+    }
+
     /// A TRACE STREAM_STATUS COMPLETE arrived for the catalog stream at
     /// `stream_index`: the source has sent all of its records. An overwrite
     /// may only replace prior data for a stream that completed.

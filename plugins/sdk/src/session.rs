@@ -99,6 +99,8 @@ pub struct WriteSession {
     unknown_streams: HashSet<StreamDescriptor>,
     /// The error that failed the run, if any.
     failure: Option<DestinationError>,
+    /// Echoes of states the writer chose to commit later, in order.
+    deferred: Vec<u8>,
 }
 
 impl WriteSession {
@@ -125,6 +127,7 @@ impl WriteSession {
             completed: vec![false; count],
             unknown_streams: HashSet::new(),
             failure: None,
+            deferred: Vec::new(),
         })
     }
 
@@ -150,6 +153,27 @@ impl WriteSession {
         handled
     }
 
+    /// The input ran dry for now: commits the states held back (see
+    /// [`RecordWriter::may_defer_state`]) and appends their echoes to `out`.
+    ///
+    /// # Errors
+    ///
+    /// The writer's [`DestinationError`]; the run has then failed.
+    pub fn input_idle(&mut self, out: &mut Vec<u8>) -> Result<(), DestinationError> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.clone());
+        }
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.writer.flush() {
+            self.failure = Some(e.clone());
+            return Err(e);
+        }
+        out.append(&mut self.deferred);
+        Ok(())
+    }
+
     /// Ends the run at the end of the input: closes the writer (clean unless
     /// the run has failed).
     ///
@@ -159,7 +183,13 @@ impl WriteSession {
     /// [`RecordWriter::close`]. It has already been appended to `out` as a
     /// TRACE ERROR; the entry point only has to exit non-zero.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), DestinationError> {
-        let failure = self.failure.take();
+        let mut failure = self.failure.take();
+        if failure.is_none() && !self.deferred.is_empty() {
+            match self.writer.flush() {
+                Ok(()) => out.append(&mut self.deferred),
+                Err(e) => failure = Some(e),
+            }
+        }
         self.end(failure, out)
     }
 
@@ -294,7 +324,10 @@ impl WriteSession {
             skip_line(out, line, "a STATE message needs a `state` object");
             return Ok(());
         };
-        self.writer.flush()?;
+        let defer = self.writer.may_defer_state();
+        if !defer {
+            self.writer.flush()?;
+        }
         let record_count = match state.get("type").and_then(Value::as_str) {
             Some("STREAM") => {
                 let descriptor = state.get("stream").and_then(|s| s.get("stream_descriptor"));
@@ -320,16 +353,21 @@ impl WriteSession {
         // host matches echoes by their exact text), with destinationStats added.
         // The count is a float so that it is written with a decimal point.
         let stats = serde_json::json!({ "recordCount": record_count as f64 });
+        // Held-back echoes go out first, in order, once their records are durable.
+        if !defer {
+            out.append(&mut self.deferred);
+        }
+        let sink = if defer { &mut self.deferred } else { out };
         match echo_with_stats(line, &stats) {
-            Some(echo) => out.extend_from_slice(&echo),
+            Some(echo) => sink.extend_from_slice(&echo),
             None => {
                 state.insert("destinationStats".to_string(), stats);
-                if serde_json::to_writer(&mut *out, &message).is_err() {
+                if serde_json::to_writer(&mut *sink, &message).is_err() {
                     return Ok(());
                 }
             }
         }
-        out.push(b'\n');
+        sink.push(b'\n');
         Ok(())
     }
 
@@ -851,5 +889,114 @@ mod tests {
         let read: Value = serde_json::from_slice(&echo).expect("json");
         assert_eq!(read["state"]["data"], 2);
         assert_eq!(read["state"]["destinationStats"]["recordCount"], 2.0);
+    }
+
+    /// Defers every other state: `may_defer_state` alternates, starting with true.
+    struct Deferring {
+        calls: Calls,
+        defer_next: bool,
+    }
+
+    impl RecordWriter for Deferring {
+        fn write(&mut self, _: &Record<'_>, _: &mut Emitter<'_>) -> Result<(), DestinationError> {
+            log(&self.calls, "write".into());
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), DestinationError> {
+            log(&self.calls, "flush".into());
+            Ok(())
+        }
+        fn may_defer_state(&mut self) -> bool {
+            self.defer_next = !self.defer_next;
+            !self.defer_next
+        }
+        fn close(self: Box<Self>, clean: bool) -> Result<(), DestinationError> {
+            log(&self.calls, format!("close clean={clean}"));
+            Ok(())
+        }
+    }
+
+    struct DeferringDestination(Calls);
+
+    impl Destination for DeferringDestination {
+        fn spec(&self) -> Value {
+            json!({})
+        }
+        fn check(&self, _config: &Value, _ctx: &Context) -> Result<(), String> {
+            Ok(())
+        }
+        fn open(
+            &self,
+            _config: &Value,
+            _catalog: &ConfiguredCatalog,
+            _ctx: &Context,
+        ) -> Result<Box<dyn RecordWriter>, DestinationError> {
+            Ok(Box::new(Deferring {
+                calls: self.0.clone(),
+                defer_next: true,
+            }))
+        }
+    }
+
+    fn echoed_cursors(out: &[u8]) -> Vec<(i64, f64)> {
+        out.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice::<Value>(l).expect("json"))
+            .filter(|m| m["type"] == "STATE")
+            .map(|m| {
+                (
+                    m["state"]["data"]["c"].as_i64().expect("cursor"),
+                    m["state"]["destinationStats"]["recordCount"]
+                        .as_f64()
+                        .expect("count"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deferred_states_wait_for_a_flush_and_keep_their_order_and_counts() {
+        let calls = Calls::default();
+        let dest = DeferringDestination(calls.clone());
+        let mut session =
+            WriteSession::open(&dest, &json!({}), &catalog(), &Context::native()).expect("open");
+        let record = br#"{"type":"RECORD","record":{"stream":"users","data":{},"emitted_at":1}}"#;
+        let state = |c: i64| format!(r#"{{"type":"STATE","state":{{"data":{{"c":{c}}}}}}}"#);
+        let mut out = Vec::new();
+        session.push_line(record, &mut out).expect("record");
+        session.push_line(state(1).as_bytes(), &mut out).expect("deferred");
+        assert!(echoed_cursors(&out).is_empty(), "held back, not flushed");
+        session.push_line(record, &mut out).expect("record");
+        session.push_line(record, &mut out).expect("record");
+        session.push_line(state(2).as_bytes(), &mut out).expect("flushed");
+        assert_eq!(echoed_cursors(&out), [(1, 1.0), (2, 2.0)], "both, in order, after one flush");
+        out.clear();
+        session.push_line(state(3).as_bytes(), &mut out).expect("deferred");
+        session.input_idle(&mut out).expect("idle");
+        assert_eq!(echoed_cursors(&out), [(3, 0.0)], "the idle input commits it");
+        out.clear();
+        session.push_line(record, &mut out).expect("record");
+        session.push_line(state(4).as_bytes(), &mut out).expect("deferred");
+        session.finish(&mut out).expect("finish");
+        assert_eq!(echoed_cursors(&out), [(4, 1.0)], "a clean end commits it");
+        let calls = calls.lock().expect("lock").clone();
+        assert_eq!(
+            calls,
+            ["write", "write", "write", "flush", "flush", "write", "flush", "close clean=true"]
+        );
+    }
+
+    #[test]
+    fn a_deferred_state_is_never_echoed_after_a_failure() {
+        let calls = Calls::default();
+        let dest = DeferringDestination(calls.clone());
+        let mut session =
+            WriteSession::open(&dest, &json!({}), &catalog(), &Context::native()).expect("open");
+        let mut out = Vec::new();
+        session
+            .push_line(br#"{"type":"STATE","state":{"data":{"c":1}}}"#, &mut out)
+            .expect("deferred");
+        session.abort(DestinationError::system("input broke"), &mut out);
+        assert!(echoed_cursors(&out).is_empty());
     }
 }

@@ -492,11 +492,34 @@ async fn run_plugin(
                 .await?
                 .map_err(|e| guard.plugin_error("open", e))?;
             let mut input = input.unwrap_or_else(|| mpsc::channel(1).1);
-            while let Some(batch) = input.recv().await {
+            let mut idle_told = true;
+            loop {
+                // When the input runs dry, an empty batch tells the plugin so: a
+                // destination that holds states back to commit several at once
+                // commits them now rather than when the source next speaks.
+                let batch = match input.try_recv() {
+                    Ok(batch) => {
+                        idle_told = false;
+                        Some(batch)
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) if !idle_told => {
+                        idle_told = true;
+                        None
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => match input.recv().await {
+                        Some(batch) => {
+                            idle_told = false;
+                            Some(batch)
+                        }
+                        None => break,
+                    },
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                };
+                let bytes: &[u8] = batch.as_ref().map_or(&[], |b| b.as_bytes());
                 let out = guard
                     .call(
                         "write",
-                        writer_api.call_write_batch(&mut store, writer, batch.as_bytes()),
+                        writer_api.call_write_batch(&mut store, writer, bytes),
                     )
                     .await?
                     .map_err(|e| guard.plugin_error("write", e))?;
