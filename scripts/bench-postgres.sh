@@ -128,7 +128,7 @@ if [ "$PY_RECORDS" -gt 0 ]; then
      --host "$PGHOST_" --port "$PGPORT_" --user "$PGUSER_" --password "$PGPASS_" --database "$DB" \
      --schema bench_pyairbyte --expect "$PY_RECORDS" > "$WORK/pyairbyte.json" 2> "$WORK/pyairbyte.log") \
     || { tail -5 "$WORK/pyairbyte.log" >&2; die "PyAirbyte failed"; }
-  record "PyAirbyte $want PostgresCache" "$PY_RECORDS" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$WORK/pyairbyte.json")"
+  record "PyAirbyte $want PostgresCache" "$PY_RECORDS" "$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["seconds"])' "$WORK/pyairbyte.json")"
 fi
 
 echo
