@@ -17,6 +17,10 @@
 //!   "reader": {"format": "airbyte-raw-jsonl", "path_field": "destination_path"}
 //! }
 //! ```
+//!
+//! A file reader gets a fresh folder per case under `/local`; the
+//! `postgres-tables` reader gets a fresh schema per case on the server the
+//! config names (`path_field` is then the schema field).
 
 mod cases;
 mod input;
