@@ -964,25 +964,50 @@ mod tests {
         let state = |c: i64| format!(r#"{{"type":"STATE","state":{{"data":{{"c":{c}}}}}}}"#);
         let mut out = Vec::new();
         session.push_line(record, &mut out).expect("record");
-        session.push_line(state(1).as_bytes(), &mut out).expect("deferred");
+        session
+            .push_line(state(1).as_bytes(), &mut out)
+            .expect("deferred");
         assert!(echoed_cursors(&out).is_empty(), "held back, not flushed");
         session.push_line(record, &mut out).expect("record");
         session.push_line(record, &mut out).expect("record");
-        session.push_line(state(2).as_bytes(), &mut out).expect("flushed");
-        assert_eq!(echoed_cursors(&out), [(1, 1.0), (2, 2.0)], "both, in order, after one flush");
+        session
+            .push_line(state(2).as_bytes(), &mut out)
+            .expect("flushed");
+        assert_eq!(
+            echoed_cursors(&out),
+            [(1, 1.0), (2, 2.0)],
+            "both, in order, after one flush"
+        );
         out.clear();
-        session.push_line(state(3).as_bytes(), &mut out).expect("deferred");
+        session
+            .push_line(state(3).as_bytes(), &mut out)
+            .expect("deferred");
         session.input_idle(&mut out).expect("idle");
-        assert_eq!(echoed_cursors(&out), [(3, 0.0)], "the idle input commits it");
+        assert_eq!(
+            echoed_cursors(&out),
+            [(3, 0.0)],
+            "the idle input commits it"
+        );
         out.clear();
         session.push_line(record, &mut out).expect("record");
-        session.push_line(state(4).as_bytes(), &mut out).expect("deferred");
+        session
+            .push_line(state(4).as_bytes(), &mut out)
+            .expect("deferred");
         session.finish(&mut out).expect("finish");
         assert_eq!(echoed_cursors(&out), [(4, 1.0)], "a clean end commits it");
         let calls = calls.lock().expect("lock").clone();
         assert_eq!(
             calls,
-            ["write", "write", "write", "flush", "flush", "write", "flush", "close clean=true"]
+            [
+                "write",
+                "write",
+                "write",
+                "flush",
+                "flush",
+                "write",
+                "flush",
+                "close clean=true"
+            ]
         );
     }
 
