@@ -15,6 +15,16 @@ fn plugin_test(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (i32, BTreeMap<String, String>, Value) {
+    let (code, outcomes, report, _stderr) = plugin_test_run(sb, args, env);
+    (code, outcomes, report)
+}
+
+/// [`plugin_test`], with airlock's stderr as well.
+pub(crate) fn plugin_test_run(
+    sb: &Sandbox,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, BTreeMap<String, String>, Value, String) {
     let mut cmd = sb.airlock();
     cmd.args(["plugin", "test"])
         .args(args)
@@ -36,7 +46,7 @@ fn plugin_test(
             )
         })
         .collect();
-    (run.code.unwrap_or(-1), outcomes, report)
+    (run.code.unwrap_or(-1), outcomes, report, run.stderr)
 }
 
 fn cases_with(outcomes: &BTreeMap<String, String>, outcome: &str) -> Vec<String> {

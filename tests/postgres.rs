@@ -51,8 +51,8 @@ fn complete(stream: &str) -> String {
     .to_string()
 }
 
-/// `airlock plugin test destination-postgres ARGS --json` with the server's config:
-/// the outcome of each case.
+/// `airlock plugin test destination-postgres ARGS` with the server's config: the
+/// exit code, the outcome of each case, and the report followed by airlock's stderr.
 fn suite(
     sb: &Sandbox,
     pg: &PgServer,
@@ -60,29 +60,10 @@ fn suite(
     args: &[&str],
 ) -> (i32, BTreeMap<String, String>, String) {
     let config = pg.config(prefix).to_string();
-    let mut cmd = sb.airlock();
-    cmd.args(["plugin", "test", "destination-postgres"])
-        .args(args)
-        .args(["--config", &config, "--records", "5000", "--json"]);
-    let run = run_command(cmd, None);
-    let report: Value = serde_json::from_str(run.stdout.trim())
-        .unwrap_or_else(|e| panic!("not a JSON report ({e}): {}\n{}", run.stdout, run.stderr));
-    let outcomes = report["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .map(|c| {
-            (
-                c["case"].as_str().expect("case").to_owned(),
-                c["outcome"].as_str().expect("outcome").to_owned(),
-            )
-        })
-        .collect();
-    (
-        run.code.unwrap_or(-1),
-        outcomes,
-        format!("{report:#}\n{}", run.stderr),
-    )
+    let mut all = vec!["destination-postgres", "--config", &config];
+    all.extend_from_slice(args);
+    let (code, outcomes, report, stderr) = crate::plugin_kit::plugin_test_run(sb, &all, &[]);
+    (code, outcomes, format!("{report:#}\n{stderr}"))
 }
 
 fn assert_all_pass(

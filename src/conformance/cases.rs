@@ -178,7 +178,7 @@ impl Suite<'_> {
         let Some(reader) = &self.reader else {
             return (config, None);
         };
-        let (value, place) = match reader.format {
+        let (value, schema) = match reader.format {
             ReaderFormat::PostgresTables => {
                 // The config's own schema (when not `public`) prefixes the case
                 // schemas, so that two suites on one server stay apart.
@@ -187,26 +187,19 @@ impl Suite<'_> {
                     _ => "airlock_conformance",
                 };
                 let schema = format!("{prefix}_{}", case.replace('-', "_"));
-                let place = Place::Postgres {
-                    config: config.clone(),
-                    schema: schema.clone(),
-                };
-                (json!(schema), place)
+                (json!(schema), Some(schema))
             }
-            _ => (
-                json!(format!("/local/conformance/{case}")),
-                Place::Folder(self.local_root.join("conformance").join(case)),
-            ),
+            _ => (json!(format!("/local/conformance/{case}")), None),
         };
         if let Some(map) = config.as_object_mut() {
             map.insert(reader.path_field.clone(), value);
         }
-        let place = match place {
-            Place::Postgres { schema, .. } => Place::Postgres {
+        let place = match schema {
+            Some(schema) => Place::Postgres {
                 config: config.clone(),
                 schema,
             },
-            folder => folder,
+            None => Place::Folder(self.local_root.join("conformance").join(case)),
         };
         // A place that cannot be emptied shows up as a failed read-back.
         let _ = place.reset(&[]);
