@@ -2,9 +2,10 @@
 //! destination-csv, destination-postgres as plugin-world components; source-faker as a wasi:cli
 //! command) for wasm32-wasip2 and embeds them in the airlock binary.
 //!
-//! The plugins are built by a nested `cargo build --release --target wasm32-wasip2`
-//! into `target/plugins` (its own target folder, so it never waits on the outer
-//! build's lock). Set `AIRLOCK_PLUGIN_WASM_DIR` to a folder holding the five
+//! The plugins are built by a nested `cargo build --profile plugin --target
+//! wasm32-wasip2` (the `plugin` profile of the workspace's Cargo.toml) into
+//! `target/plugins` (its own target folder, so it never waits on the outer build's
+//! lock). The tests load the same files (`AIRLOCK_BUILTIN_WASM_DIR`). Set `AIRLOCK_PLUGIN_WASM_DIR` to a folder holding the five
 //! `.wasm` files to skip the nested build.
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=AIRLOCK_PLUGIN_WASM_DIR");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("builtin_plugins.rs");
+    if std::env::var_os("CARGO_FEATURE_WASM").is_none() {
+        // Without the WASM backend there is nothing to run the plugins with.
+        std::fs::write(out, "").expect("write builtin_plugins.rs");
+        return;
+    }
 
     let wasm_dir = match std::env::var_os("AIRLOCK_PLUGIN_WASM_DIR") {
         Some(dir) => PathBuf::from(dir),
@@ -52,7 +59,8 @@ fn main() {
         ));
     }
     table.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("builtin_plugins.rs");
+    // The tests load the very files the binary carries.
+    println!("cargo:rustc-env=AIRLOCK_BUILTIN_WASM_DIR={}", wasm_dir.display());
     std::fs::write(out, table).expect("write builtin_plugins.rs");
 }
 
@@ -62,25 +70,14 @@ fn build_plugins(root: &Path) -> PathBuf {
     let mut command = Command::new(cargo);
     command
         .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .args([
-            "--config",
-            "profile.release.debug=false",
-            "--config",
-            "profile.release.lto=true",
-            "--config",
-            "profile.release.codegen-units=1",
-        ]);
+        .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir"])
+        .arg(&target_dir);
     for (name, _) in BUILTINS {
         command.args(["-p", name]);
     }
+    // Only what is embedded: the destinations' component libraries and the
+    // faker's command. Their command-mode CLIs are the tests' to build.
+    command.args(["--lib", "--bin", "source-faker"]);
     // The outer build's settings are for the host, not for the plugins.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -100,5 +97,5 @@ fn build_plugins(root: &Path) -> PathBuf {
              If the target is missing: rustup target add wasm32-wasip2 (scripts/setup-rust.sh does it)"
         );
     }
-    target_dir.join("wasm32-wasip2").join("release")
+    target_dir.join("wasm32-wasip2").join("plugin")
 }

@@ -15,7 +15,7 @@ use crate::config::{self, ConfigError, SecretMask};
 use crate::executor::{Executor, ExecutorError};
 use crate::protocol::{AirbyteConnectionStatus, ConfiguredAirbyteCatalog, ConnectorSpecification};
 use crate::registry::{self, ConnectorBuilder};
-use crate::sync::{SyncJob, WriteInput};
+use crate::sync::{SyncDestination, SyncJob, WriteInput};
 use crate::write::WriteJob;
 
 /// Errors of the destination API.
@@ -311,5 +311,29 @@ impl Destination {
             job = job.secrets(secrets);
         }
         job
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncDestination for Destination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn config(&self) -> Option<&Value> {
+        self.config.as_ref()
+    }
+
+    async fn identity(&self) -> &str {
+        Destination::identity(self).await
+    }
+
+    fn write_with_config(
+        &self,
+        config: Value,
+        input: Box<dyn AsyncRead + Send + Unpin>,
+        catalog: ConfiguredAirbyteCatalog,
+    ) -> WriteJob<'_> {
+        self.write_messages_with_config(config, input, catalog)
     }
 }

@@ -4,25 +4,40 @@
 //! ([`write`]) that persists only the states a destination confirmed ([`state`]).
 //!
 //! Start with [`get_destination`].
+//!
+//! # Layers
+//!
+//! Dependencies point one way, each module using only those listed before it
+//! (`tests/layers.rs` checks it): [`home`], [`protocol`] and [`config`] →
+//! [`executor`] → [`registry`] → [`write`] → [`cache`] and [`state`] →
+//! [`source`] → [`sync`] → the destination API ([`get_destination`],
+//! [`Destination`]) → [`conformance`]. The `airlock` binary's CLI sits on top and is
+//! not part of the library.
+//!
+//! # Features
+//!
+//! All on by default: `wasm` (the sandboxed WASI backend, wasmtime, and the built-in
+//! plugins), `docker` (the Docker backend, bollard), `pip` (Python connectors in a
+//! venv), `conformance` (the plugin conformance suite), `cli` (the `airlock` binary).
+//! A library user who needs only some backends turns the defaults off:
+//! `airlock = { default-features = false, features = ["wasm"] }`.
 
+pub mod home;
+pub mod protocol;
 pub mod config;
-mod destination;
 pub mod executor;
+pub mod registry;
+pub mod write;
+pub mod cache;
+pub mod state;
+pub mod source;
+pub mod sync;
+mod destination;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod protocol;
-pub mod registry;
-pub mod state;
-pub mod write;
 
 pub use destination::{
     Destination, DestinationBuilder, DestinationError, get_destination, get_noop_destination,
 };
-pub mod bench;
-pub mod cache;
-pub mod cli;
-pub mod conformance;
-pub mod home;
-pub mod scaffold;
-pub mod source;
-pub mod sync;

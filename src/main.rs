@@ -1,5 +1,8 @@
-//! The `airlock` binary: parses arguments and hands over to [`airlock::cli`].
+//! The `airlock` binary: [`cli`] parses arguments, calls the library and maps the
+//! outcome to an exit code. Nothing here is library API.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    airlock::cli::main()
+    cli::main()
 }

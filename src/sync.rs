@@ -17,16 +17,36 @@ use serde_json::Value;
 
 use crate::cache::replay::{ReplayPlan, SentStates, replay, resume_catalog};
 use crate::cache::{Cache, CacheError, ControlCallback, ReadResult, stream_slot};
-use crate::destination::{Destination, DestinationError};
 use crate::executor::ExecutorError;
 use crate::protocol::ConfiguredAirbyteCatalog;
 use crate::source::{ReadOptions, Source, SourceError, WriteStrategy, configure};
-use crate::state::{StateError, StateStore, SyncKey};
+use crate::state::{StateError, StateStore, StateTarget, SyncKey};
 use crate::write::{
-    Progress, ProgressCallback, StateTarget, WriteError, WriteJob, WriteOptions, WriteResult,
+    Progress, ProgressCallback, WriteError, WriteJob, WriteOptions, WriteResult,
 };
 
-/// What a [`Destination::write`] takes: a source, or a read already cached.
+/// What a sync needs of a destination. [`crate::Destination`] implements it, so
+/// this layer never depends on the destination API above it.
+#[async_trait::async_trait]
+pub trait SyncDestination: Send + Sync {
+    /// The connector's name.
+    fn name(&self) -> &str;
+    /// The config it was given, if any.
+    fn config(&self) -> Option<&Value>;
+    /// What its stored states and positions are filed under (see
+    /// [`crate::Destination::identity`]).
+    async fn identity(&self) -> &str;
+    /// A write of `input` with `config` (the given one, or one a CONTROL message
+    /// replaced), masking the connector's secrets.
+    fn write_with_config(
+        &self,
+        config: Value,
+        input: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        catalog: ConfiguredAirbyteCatalog,
+    ) -> crate::write::WriteJob<'_>;
+}
+
+/// What a [`crate::Destination::write`] takes: a source, or a read already cached.
 #[derive(Debug, Clone, Copy)]
 pub enum WriteInput<'a> {
     /// Read this source (through the cache, unless it is off).
@@ -78,9 +98,12 @@ pub enum SyncError {
     /// The source could not be prepared (config, discover, streams, strategy).
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// The destination could not be prepared.
-    #[error(transparent)]
-    Destination(#[from] DestinationError),
+    /// The destination was given no config.
+    #[error("no config was given for the destination {destination}")]
+    NoDestinationConfig {
+        /// The destination's name.
+        destination: String,
+    },
     /// The state store failed.
     #[error(transparent)]
     State(#[from] StateError),
@@ -137,7 +160,7 @@ enum CacheChoice {
 /// write_strategy, force_full_refresh)`).
 pub struct SyncJob<'a> {
     input: WriteInput<'a>,
-    destination: &'a Destination,
+    destination: &'a dyn SyncDestination,
     strategy: Option<WriteStrategy>,
     full_refresh: bool,
     streams: Option<Vec<String>>,
@@ -150,8 +173,8 @@ pub struct SyncJob<'a> {
 
 impl<'a> SyncJob<'a> {
     /// A write of `input` into `destination`: the AUTO strategy, the default cache,
-    /// no state cache. [`Destination::write`] is the usual way in.
-    pub fn new(input: WriteInput<'a>, destination: &'a Destination) -> Self {
+    /// no state cache. [`crate::Destination::write`] is the usual way in.
+    pub fn new(input: WriteInput<'a>, destination: &'a dyn SyncDestination) -> Self {
         Self {
             input,
             destination,
@@ -238,10 +261,12 @@ impl<'a> SyncJob<'a> {
         let given = self
             .destination
             .config()
-            .ok_or_else(|| DestinationError::NoConfig(self.destination.name().to_owned()))?
+            .ok_or_else(|| SyncError::NoDestinationConfig {
+                destination: self.destination.name().to_owned(),
+            })?
             .clone();
         // What this destination instance's history is filed under (see
-        // Destination::identity): another folder or database starts from nothing.
+        // crate::Destination::identity): another folder or database starts from nothing.
         let identity = self.destination.identity().await.to_owned();
         let destination_config = self.current_config(&identity, &given)?;
         let key = SyncKey::new(&source_name, &identity);
@@ -511,7 +536,7 @@ impl<'a> SyncJob<'a> {
             .await?;
         let job = self
             .destination
-            .write_messages_with_config(destination_config, stream.reader, catalog)
+            .write_with_config(destination_config, Box::new(stream.reader), catalog)
             .on_input_control(stream.secrets.tracking(control));
         let mut job = self.prepare(job, &key, given);
         if let Some(progress) = self.progress.clone() {
@@ -595,7 +620,7 @@ impl<'a> SyncJob<'a> {
         let mut moved = 0usize;
         let job = self
             .destination
-            .write_messages_with_config(destination_config, reader, catalog)
+            .write_with_config(destination_config, Box::new(reader), catalog)
             .on_states_confirmed(move |confirmed| {
                 let confirmed = confirmed as usize;
                 let sent = sent.lock().unwrap_or_else(|p| p.into_inner());

@@ -15,6 +15,7 @@ mod cli_basics;
 mod docker;
 mod faker;
 mod fuzz_regressions;
+mod layers;
 mod network;
 mod pip;
 mod plugin_kit;

@@ -17,8 +17,7 @@ use crate::protocol::{
     TraceType, parse_message, peek_line,
 };
 
-/// Called with the new config when a connector emits CONTROL `connectorConfig`.
-pub type ControlCallback = Arc<dyn Fn(&serde_json::Value) + Send + Sync>;
+pub use crate::write::ControlCallback;
 
 /// What to fill, and how.
 pub(crate) struct FillPlan {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::write::Progress;
+use airlock::write::Progress;
 
 /// How often the write loop reports: often on a terminal, every 5 s in logs.
 pub fn interval(json: bool) -> Duration {
@@ -116,7 +116,7 @@ fn panel(p: &Progress) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::StreamDescriptor;
+    use airlock::protocol::StreamDescriptor;
 
     #[test]
     fn the_panel_has_rates_and_a_line_per_stream() {

@@ -7,14 +7,17 @@
 //! states count, what is persisted and what is counted belong to [`crate::write`].
 
 mod diagnostics;
+#[cfg(feature = "docker")]
 pub mod docker;
 mod error;
 mod job;
 pub mod net;
+#[cfg(feature = "pip")]
 pub mod pip;
 pub mod process;
 pub mod sandbox;
 mod stdio;
+#[cfg(feature = "wasm")]
 pub mod wasm;
 
 use std::fmt;
@@ -33,6 +36,14 @@ use crate::protocol::{
 
 pub use diagnostics::{Diagnostics, LogTail};
 pub use error::{ExecutorError, FailureReason};
+
+/// Stops everything a connector was started as that could outlive this process
+/// (today: the Docker containers of this process's runs). Call it when giving up
+/// on every run at once, e.g. on Ctrl-C; runs still going fail.
+pub async fn stop_all() {
+    #[cfg(feature = "docker")]
+    docker::remove_live_containers().await;
+}
 
 /// What a connector is asked to do: the Airbyte CLI commands.
 #[derive(Debug, Clone)]

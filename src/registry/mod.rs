@@ -19,10 +19,13 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "docker")]
 use crate::executor::docker::{DockerExecutor, DockerOptions, image_reference};
+#[cfg(feature = "pip")]
 use crate::executor::pip::{PipExecutor, installed_spec, package_spec};
 use crate::executor::process::ProcessExecutor;
 use crate::executor::sandbox::SandboxPolicy;
+#[cfg(feature = "wasm")]
 use crate::executor::wasm::{WasmExecutor, WasmSource};
 use crate::executor::{Executor, ExecutorError};
 
@@ -30,7 +33,11 @@ mod builder;
 
 pub use builder::ConnectorBuilder;
 
+#[cfg(feature = "wasm")]
 include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+/// Without the `wasm` feature nothing is built in.
+#[cfg(not(feature = "wasm"))]
+static BUILTIN_PLUGINS: &[(&str, &[u8])] = &[];
 
 /// How the user asked for a connector to be run. Mirrors PyAirbyte's arguments.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +52,7 @@ pub struct ExecutorOptions {
     /// Install from this pip requirement or URL into a venv (PyAirbyte's `pip_url`).
     pub pip_url: Option<String>,
     /// Docker settings (pulling, CPUs).
+    #[cfg(feature = "docker")]
     pub docker: DockerOptions,
     /// The connector version wanted (used by backends that can pin one).
     pub version: Option<String>,
@@ -58,6 +66,10 @@ pub struct ExecutorOptions {
 }
 
 impl ExecutorOptions {
+    #[cfg_attr(
+        not(any(feature = "wasm", feature = "docker")),
+        allow(dead_code, reason = "only the sandboxed backends use it")
+    )]
     fn sandbox(&self) -> SandboxPolicy {
         let policy = self.policy.clone().unwrap_or_default();
         match policy.local_root() {
@@ -88,75 +100,119 @@ pub fn plugins_dir() -> PathBuf {
 /// Resolves `name` to an executor, trying each way in order.
 ///
 /// # Errors
-/// [`ExecutorError::NotFound`] listing everything tried.
+/// [`ExecutorError::NotFound`] listing everything tried, or naming the backend this
+/// build of airlock lacks (a cargo feature turned off).
 pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor>, ExecutorError> {
     if let Some(path) = &options.local_executable {
         return Ok(Box::new(process_executor(name, path.clone(), options)));
     }
     if let Some(path) = &options.wasm {
+        #[cfg(feature = "wasm")]
         return Ok(Box::new(WasmExecutor::new(
             name,
             WasmSource::File(path.clone()),
             options.sandbox(),
         )));
+        #[cfg(not(feature = "wasm"))]
+        return Err(not_built_in(name, "wasm", &path.display().to_string()));
     }
     if let Some(image) = &options.docker_image {
+        #[cfg(feature = "docker")]
         return Ok(Box::new(docker_executor(name, Some(image), options)));
+        #[cfg(not(feature = "docker"))]
+        return Err(not_built_in(name, "docker", image));
     }
     if let Some(url) = &options.pip_url {
-        let package = package_spec(name, Some(url), options.version.as_deref());
-        return Ok(Box::new(PipExecutor::new(name, package, true)));
+        #[cfg(feature = "pip")]
+        {
+            let package = package_spec(name, Some(url), options.version.as_deref());
+            return Ok(Box::new(PipExecutor::new(name, package, true)));
+        }
+        #[cfg(not(feature = "pip"))]
+        return Err(not_built_in(name, "pip", url));
     }
     let mut tried = Vec::new();
-    match builtin(name) {
-        Some(bytes) => {
+    #[cfg(feature = "wasm")]
+    {
+        match builtin(name) {
+            Some(bytes) => {
+                return Ok(Box::new(WasmExecutor::new(
+                    name,
+                    WasmSource::Builtin(bytes),
+                    options.sandbox(),
+                )));
+            }
+            None => tried.push(format!(
+                "a built-in plugin (built in: {})",
+                builtin_names().collect::<Vec<_>>().join(", ")
+            )),
+        }
+        let in_folder = plugins_dir().join(format!("{name}.wasm"));
+        if in_folder.is_file() {
             return Ok(Box::new(WasmExecutor::new(
                 name,
-                WasmSource::Builtin(bytes),
+                WasmSource::File(in_folder),
                 options.sandbox(),
             )));
         }
-        None => tried.push(format!(
-            "a built-in plugin (built in: {})",
-            builtin_names().collect::<Vec<_>>().join(", ")
-        )),
+        tried.push(format!("the plugins folder: {}", in_folder.display()));
     }
-    let in_folder = plugins_dir().join(format!("{name}.wasm"));
-    if in_folder.is_file() {
-        return Ok(Box::new(WasmExecutor::new(
-            name,
-            WasmSource::File(in_folder),
-            options.sandbox(),
-        )));
-    }
-    tried.push(format!("the plugins folder: {}", in_folder.display()));
+    #[cfg(not(feature = "wasm"))]
+    tried.push("built-in plugins and the plugins folder (this build has no `wasm` feature)".into());
     match find_on_path(name) {
         Some(path) => return Ok(Box::new(process_executor(name, path, options))),
         None => tried.push(format!("an executable named {name:?} on PATH")),
     }
-    let venv = crate::home::dir().join("venvs").join(name);
-    if options.install_if_missing || venv.join("bin").join(name).is_file() {
-        // A Python connector from PyPI: source-x is airbyte-source-x. Without a
-        // version asked for, whatever is installed will do.
-        let package = match (&options.version, installed_spec(name)) {
-            (None, Some(installed)) => installed,
-            (version, _) => package_spec(name, None, version.as_deref()),
-        };
-        return Ok(Box::new(PipExecutor::new(
-            name,
-            package,
-            options.install_if_missing,
-        )));
+    #[cfg(feature = "pip")]
+    {
+        let venv = crate::home::dir().join("venvs").join(name);
+        if options.install_if_missing || venv.join("bin").join(name).is_file() {
+            // A Python connector from PyPI: source-x is airbyte-source-x. Without a
+            // version asked for, whatever is installed will do.
+            let package = match (&options.version, installed_spec(name)) {
+                (None, Some(installed)) => installed,
+                (version, _) => package_spec(name, None, version.as_deref()),
+            };
+            return Ok(Box::new(PipExecutor::new(
+                name,
+                package,
+                options.install_if_missing,
+            )));
+        }
+        tried.push(format!(
+            "a pip-installed venv at {} (installing airbyte-{name} needs install_if_missing)",
+            venv.display()
+        ));
     }
-    tried.push(format!(
-        "a pip-installed venv at {} (pass --install to install airbyte-{name})",
-        venv.display()
-    ));
-    Ok(Box::new(
+    #[cfg(feature = "docker")]
+    return Ok(Box::new(
         docker_executor(name, None, options).as_fallback(tried),
-    ))
+    ));
+    #[cfg(not(feature = "docker"))]
+    {
+        tried.push("a Docker image (this build has no `docker` feature)".into());
+        Err(ExecutorError::NotFound {
+            name: name.to_owned(),
+            tried,
+            hint: "give the connector's executable or component explicitly",
+        })
+    }
 }
 
+/// The error for a backend this build does not carry.
+#[cfg(not(all(feature = "wasm", feature = "docker", feature = "pip")))]
+#[allow(dead_code, reason = "used by whichever backends are turned off")]
+fn not_built_in(name: &str, feature: &str, asked: &str) -> ExecutorError {
+    ExecutorError::NotFound {
+        name: name.to_owned(),
+        tried: vec![format!(
+            "{asked} needs the `{feature}` backend, which this build of airlock was compiled without"
+        )],
+        hint: "build airlock with that cargo feature (all backends are on by default)",
+    }
+}
+
+#[cfg(feature = "docker")]
 fn docker_executor(name: &str, image: Option<&str>, options: &ExecutorOptions) -> DockerExecutor {
     let image = image_reference(name, image, options.version.as_deref());
     let docker = DockerOptions {
@@ -205,6 +261,7 @@ fn is_executable(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "docker")]
     #[tokio::test]
     async fn an_unknown_name_lists_what_was_tried_in_order() {
         let exec = resolve(
@@ -225,6 +282,7 @@ mod tests {
         assert!(text.contains("--wasm PATH"), "{text}");
     }
 
+    #[cfg(feature = "wasm")]
     #[test]
     fn the_builtins_are_carried() {
         for name in [

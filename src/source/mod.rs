@@ -70,7 +70,7 @@ pub enum SourceError {
 }
 
 /// How records land in the destination, as PyAirbyte's `write_strategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WriteStrategy {
     /// Merge when the stream has a primary key, append when it has a cursor,

@@ -29,6 +29,25 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use crate::protocol::{AirbyteStateMessage, StateType, StreamDescriptor};
+use crate::write::{CheckpointError, Checkpoints};
+
+/// Where a write persists confirmed states: a store and the source → destination
+/// pair they are filed under.
+#[derive(Debug, Clone)]
+pub struct StateTarget {
+    /// The store.
+    pub store: std::sync::Arc<StateStore>,
+    /// The source → destination pair.
+    pub key: SyncKey,
+}
+
+impl Checkpoints for StateTarget {
+    fn commit(&self, states: &[AirbyteStateMessage]) -> Result<(), CheckpointError> {
+        self.store
+            .commit(&self.key, states)
+            .map_err(|e| CheckpointError(Box::new(e)))
+    }
+}
 
 /// The schema version this build writes. Older databases are migrated on open;
 /// newer ones are refused rather than misread.

@@ -22,14 +22,12 @@ use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
-pub use crate::cache::ControlCallback;
 use crate::config::SecretMask;
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent};
 use crate::protocol::{
     AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError,
     OutputLine, Payload, StreamDescriptor, classify_output,
 };
-use crate::state::{StateError, StateStore, SyncKey};
 
 use feed::{Feed, FeedError, FeedSummary, LiveCounters};
 pub use ledger::StateMismatch;
@@ -242,17 +240,29 @@ pub enum WriteFailure {
     Input(#[source] FramingError),
     /// A confirmed state could not be persisted.
     #[error(transparent)]
-    State(#[from] StateError),
+    State(#[from] CheckpointError),
 }
 
-/// Where confirmed states are persisted, and under which key.
-#[derive(Debug, Clone)]
-pub struct StateTarget {
-    /// The store.
-    pub store: Arc<StateStore>,
-    /// The source → destination pair.
-    pub key: SyncKey,
+/// Called with the new config when a connector replaces its config through a
+/// CONTROL message.
+pub type ControlCallback = Arc<dyn Fn(&Value) + Send + Sync>;
+
+/// Where confirmed states are persisted. The loop hands over the states one echo
+/// confirmed and counts their records only after [`Checkpoints::commit`] returned;
+/// [`crate::state::StateTarget`] (a SQLite store and a key) is the one airlock
+/// ships, and this trait keeps the loop from depending on it.
+pub trait Checkpoints: Send + Sync + std::fmt::Debug {
+    /// Persists `states`, confirmed together by one echo, durably and all at once.
+    ///
+    /// # Errors
+    /// [`CheckpointError`] when they could not be persisted; the write stops.
+    fn commit(&self, states: &[AirbyteStateMessage]) -> Result<(), CheckpointError>;
 }
+
+/// Confirmed states could not be persisted.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CheckpointError(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A progress callback, called every [`WriteOptions::progress_interval`].
 pub type ProgressCallback = Box<dyn FnMut(&Progress) + Send>;
@@ -276,7 +286,7 @@ pub struct WriteJob<'a> {
     config: Value,
     catalog: ConfiguredAirbyteCatalog,
     input: Option<Box<dyn AsyncRead + Send + Unpin>>,
-    state: Option<StateTarget>,
+    state: Option<Arc<dyn Checkpoints>>,
     options: WriteOptions,
     progress: Option<ProgressCallback>,
     confirmed: Option<ConfirmedCallback>,
@@ -345,9 +355,10 @@ impl<'a> WriteJob<'a> {
         self
     }
 
-    /// Persist confirmed states here. Default: not persisted.
-    pub fn state(mut self, target: StateTarget) -> Self {
-        self.state = Some(target);
+    /// Persist confirmed states here (e.g. a [`crate::state::StateTarget`]).
+    /// Default: not persisted.
+    pub fn state(mut self, target: impl Checkpoints + 'static) -> Self {
+        self.state = Some(Arc::new(target));
         self
     }
 
@@ -382,7 +393,7 @@ struct WriteLoop {
     ledger: Ledger,
     states_rx: mpsc::UnboundedReceiver<SentState>,
     counters: Arc<LiveCounters>,
-    state: Option<StateTarget>,
+    state: Option<Arc<dyn Checkpoints>>,
     confirmed: Option<ConfirmedCallback>,
     destination_control: Option<ControlCallback>,
     secrets: SecretMask,
@@ -563,7 +574,7 @@ impl WriteLoop {
                     }
                 })?;
                 if let Some(target) = &self.state {
-                    target.store.commit(&target.key, &covered)?;
+                    target.commit(&covered)?;
                 }
                 tracing::debug!(states = covered.len(), "state confirmed");
                 if let Some(callback) = self.confirmed.as_mut() {

@@ -296,28 +296,34 @@ pub fn required_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// A WASI component built from this workspace for `wasm32-wasip2` (release): the
-/// built-in plugins (`destination_dev_null.wasm`, …), their command-mode CLIs
-/// (`destination-dev-null.wasm`, …) and the test fixtures (`test_adversary.wasm`,
-/// `test_wrong_world.wasm`). Built once per test run into `target/plugins`, the
-/// folder airlock's build script also uses.
+/// A WASI component built from this workspace for `wasm32-wasip2`. The built-in
+/// plugins (`destination_dev_null.wasm`, …, `source-faker.wasm`) are the very
+/// files the `airlock` binary embeds, from the folder its build script built them
+/// into. The rest — our destinations' command-mode CLIs (`destination-dev-null.wasm`,
+/// …) and the test fixtures (`test_adversary.wasm`, `test-adversary.wasm`,
+/// `test_wrong_world.wasm`) — are built once per test run with the same `plugin`
+/// profile into their own folder, so they never rebuild what the binary carries.
 pub fn wasm_artifact(file: &str) -> PathBuf {
+    let builtin = Path::new(env!("AIRLOCK_BUILTIN_WASM_DIR")).join(file);
+    if builtin.is_file() {
+        return builtin;
+    }
     static BUILT: OnceLock<()> = OnceLock::new();
-    let dir = root().join("target/plugins/wasm32-wasip2/release");
+    let target = root().join("target/test-plugins");
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(root())
             .args([
                 "build",
-                "--release",
+                "--profile",
+                "plugin",
                 "--target",
                 "wasm32-wasip2",
-                "--target-dir",
-            ])
-            .arg(root().join("target/plugins"))
-            .args(["--config", "profile.release.debug=false"])
-            .args([
+                "-p",
+                "test-adversary",
+                "-p",
+                "test-wrong-world",
                 "-p",
                 "destination-dev-null",
                 "-p",
@@ -326,17 +332,20 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
                 "destination-csv",
                 "-p",
                 "destination-postgres",
+                "--target-dir",
             ])
-            .args(["-p", "test-adversary", "-p", "test-wrong-world"])
+            .arg(&target)
             .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
-            .expect("run cargo build for the wasm plugins");
+            .expect("run cargo build for the wasm test fixtures");
         assert!(
             status.success(),
-            "building the wasm plugins failed (is the wasm32-wasip2 target installed?)"
+            "building the wasm test fixtures failed (is the wasm32-wasip2 target installed?)"
         );
     });
-    let path = dir.join(file);
+    let path = target.join("wasm32-wasip2/plugin").join(file);
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }

@@ -1,16 +1,18 @@
 //! `airlock plugin new` and `airlock plugin test`: the plugin author's commands.
 //!
-//! Owns their flags and output only; the template is [`crate::scaffold`], the
-//! suite [`crate::conformance`].
+//! Owns their flags and output only; the template is [`crate::cli::scaffold`], the
+//! suite [`airlock::conformance`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::{ExecutorFlags, Failure, build_destination, usage};
-use crate::conformance::{Declaration, Reader, ReaderFormat, Suite};
-use crate::scaffold::{self, SdkSource};
+use super::build_destination;
+use crate::cli::args::ExecutorFlags;
+use crate::cli::report::{Failure, usage};
+use airlock::conformance::{Declaration, Reader, ReaderFormat, Suite};
+use crate::cli::scaffold::{self, SdkSource};
 
 /// `airlock plugin …`.
 #[derive(Debug, Subcommand)]
@@ -70,7 +72,7 @@ pub struct TestArgs {
     pub executor: ExecutorFlags,
 }
 
-pub(super) async fn run(command: PluginCommand) -> Result<ExitCode, Failure> {
+pub(crate) async fn run(command: PluginCommand) -> Result<ExitCode, Failure> {
     match command {
         PluginCommand::New(args) => new(args),
         PluginCommand::Test(args) => test(args).await,
@@ -121,7 +123,7 @@ async fn test(mut args: TestArgs) -> Result<ExitCode, Failure> {
         Err(_) => Declaration::default(), // the spec case reports why
     };
     let config = match (&args.config, declared.config) {
-        (Some(arg), _) => crate::config::read_config_arg(arg).map_err(usage)?,
+        (Some(arg), _) => airlock::config::read_config_arg(arg).map_err(usage)?,
         (None, Some(config)) => config,
         (None, None) => {
             return Err(usage(anyhow::anyhow!(

@@ -2,7 +2,9 @@
 //!
 //! Owns the template (a small but real JSON Lines destination that passes
 //! `airlock plugin test` as generated) and where the guest SDK comes from: a path
-//! (absolute, so the crate builds wherever it is created) or a version. It writes
+//! (absolute, so the crate builds wherever it is created) or a version, and the
+//! lockfile that pins the crate's dependencies to the versions airlock is tested
+//! with (`template/Cargo.lock.tmpl`, from `scripts/scaffold-lock.sh`). It writes
 //! files only; building and testing the crate are the author's commands.
 
 use std::path::{Path, PathBuf};
@@ -63,8 +65,11 @@ pub enum ScaffoldError {
     },
 }
 
-const TEMPLATE: [(&str, &str); 6] = [
+const TEMPLATE: [(&str, &str); 7] = [
     ("Cargo.toml", include_str!("template/Cargo.toml.tmpl")),
+    // Pins the dependencies to the versions airlock is tested with
+    // (scripts/scaffold-lock.sh regenerates it).
+    ("Cargo.lock", include_str!("template/Cargo.lock.tmpl")),
     ("src/lib.rs", include_str!("template/lib.rs.tmpl")),
     ("src/main.rs", include_str!("template/main.rs.tmpl")),
     ("src/spec.json", include_str!("template/spec.json.tmpl")),

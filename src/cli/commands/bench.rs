@@ -12,12 +12,12 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
-use crate::executor::docker::{DockerExecutor, DockerOptions};
-use crate::executor::process::ProcessExecutor;
-use crate::executor::sandbox::SandboxPolicy;
-use crate::executor::wasm::{WasmExecutor, WasmSource};
-use crate::protocol::{ConfiguredAirbyteCatalog, LinePeek, LineReader, peek_line};
-use crate::write::WriteJob;
+use airlock::executor::docker::{DockerExecutor, DockerOptions};
+use airlock::executor::process::ProcessExecutor;
+use airlock::executor::sandbox::SandboxPolicy;
+use airlock::executor::wasm::{WasmExecutor, WasmSource};
+use airlock::protocol::{ConfiguredAirbyteCatalog, LinePeek, LineReader, peek_line};
+use airlock::write::WriteJob;
 
 /// `airlock bench`.
 #[derive(Debug, Args)]
@@ -121,7 +121,7 @@ impl CaseResult {
 /// Framing and peeking alone, in-process: the floor under every executor.
 pub async fn parse_only(input: &[u8]) -> anyhow::Result<CaseResult> {
     let started = Instant::now();
-    let mut reader = LineReader::new(input, crate::protocol::DEFAULT_MAX_LINE_BYTES);
+    let mut reader = LineReader::new(input, airlock::protocol::DEFAULT_MAX_LINE_BYTES);
     let mut buf = Vec::with_capacity(4096);
     let mut records = 0u64;
     loop {
@@ -184,13 +184,13 @@ pub fn in_process<D: airlock_plugin_sdk::Destination>(
 /// The write loop into `executor`'s destination, with `config`.
 pub async fn through_executor(
     case: &str,
-    executor: &dyn crate::executor::Executor,
+    executor: &dyn airlock::executor::Executor,
     config: serde_json::Value,
     input: &[u8],
     batch_bytes: usize,
 ) -> anyhow::Result<CaseResult> {
     let started = Instant::now();
-    let options = crate::write::WriteOptions {
+    let options = airlock::write::WriteOptions {
         batch_bytes,
         ..Default::default()
     };
@@ -219,7 +219,7 @@ fn native_plugin(name: &str) -> Option<PathBuf> {
     if beside.is_file() {
         return Some(beside);
     }
-    crate::registry::find_on_path(name)
+    airlock::registry::find_on_path(name)
 }
 
 /// Median wall time of `airlock spec destination-dev-null` (built-in, warm compile
@@ -248,7 +248,7 @@ pub fn spec_latency_ms(runs: usize) -> anyhow::Result<f64> {
 /// The local-json image built by scripts/package-docker.sh, if an engine has it.
 async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, String> {
     let image = "airlock/destination-local-json:dev";
-    let docker = crate::executor::docker::connect("bench")
+    let docker = airlock::executor::docker::connect("bench")
         .await
         .map_err(|e| e.to_string())?;
     docker
@@ -268,10 +268,10 @@ async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, Stri
 async fn sync_case(
     case: &str,
     records: u64,
-    destination: &crate::Destination,
-    cache: Option<std::sync::Arc<crate::cache::Cache>>,
+    destination: &airlock::Destination,
+    cache: Option<std::sync::Arc<airlock::cache::Cache>>,
 ) -> anyhow::Result<Vec<CaseResult>> {
-    let source = crate::source::get_source("source-faker")
+    let source = airlock::source::get_source("source-faker")
         .config(json!({"count": records, "seed": 1}))
         .build()?;
     // Compiling the components and discovery are not the part measured.
@@ -298,7 +298,7 @@ async fn sync_case(
             secs: started.elapsed().as_secs_f64(),
         }]);
     };
-    let options = crate::source::ReadOptions {
+    let options = airlock::source::ReadOptions {
         streams: Some(vec!["users".into()]),
         ..Default::default()
     };
@@ -340,12 +340,12 @@ async fn sync_case(
 
 /// The built-in faker alone: its output read and dropped.
 async fn faker_alone(records: u64) -> anyhow::Result<CaseResult> {
-    let mut source = crate::source::get_source("source-faker")
+    let mut source = airlock::source::get_source("source-faker")
         .config(json!({"count": records, "seed": 1}))
         .build()?;
     source.select_streams(&["users"]).await?;
     let catalog = source
-        .configured_catalog(crate::source::WriteStrategy::Append, true)
+        .configured_catalog(airlock::source::WriteStrategy::Append, true)
         .await?;
     let started = Instant::now();
     let mut stream = source.read_stream(catalog, None).await?;
@@ -367,8 +367,8 @@ pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let policy = SandboxPolicy::new().allow_local_root(scratch.path());
     let destination = |name: &str, config: serde_json::Value| {
-        let bytes = crate::registry::builtin(name).unwrap_or_default();
-        crate::Destination::from_executor(
+        let bytes = airlock::registry::builtin(name).unwrap_or_default();
+        airlock::Destination::from_executor(
             name,
             Box::new(WasmExecutor::new(
                 name,
@@ -384,7 +384,7 @@ pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
         json!({"test_destination": {"test_destination_type": "SILENT"}}),
     );
     let cache =
-        |name: &str| crate::cache::Cache::open(scratch.path().join(format!("{name}.sqlite")));
+        |name: &str| airlock::cache::Cache::open(scratch.path().join(format!("{name}.sqlite")));
     let n = args.records;
     let mut rows = vec![faker_alone(n).await?];
     rows.extend(sync_case("faker → WASM dev-null, no cache", n, &dev_null, None).await?);
@@ -439,7 +439,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let host_path = |name: &str| json!({"destination_path": scratch.path().join(name)});
     let policy = SandboxPolicy::new().allow_local_root(scratch.path());
     let wasm = |name: &str| {
-        let bytes = crate::registry::builtin(name).unwrap_or_default();
+        let bytes = airlock::registry::builtin(name).unwrap_or_default();
         WasmExecutor::new(name, WasmSource::Builtin(bytes), policy.clone())
     };
     let batch = args.batch_bytes;
