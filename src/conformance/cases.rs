@@ -750,9 +750,11 @@ struct RawRun {
     exit: Result<(), crate::executor::ExecutorError>,
 }
 
-/// Runs `write` with `batches` sent as they are; when `cancel_after` is set, the
-/// session is cancelled once that many batches went in and a state came back
-/// (or 10 s passed), and must then end within 30 s.
+/// Runs `write` with `batches` sent as they are, reading the destination's output
+/// while it is fed (a destination may write as much as it reads: feeding first
+/// and reading after could deadlock it); when `cancel_after` is set, the session
+/// is cancelled once that many batches went in and a state came back (or 10 s
+/// passed), and must then end within 30 s.
 async fn raw_write(
     s: &Suite<'_>,
     config: Value,
@@ -785,37 +787,56 @@ async fn raw_write(
             }
         }
     };
-    for (i, batch) in batches.into_iter().enumerate() {
-        if input.send(LineBatch::from_lines(batch)).await.is_err() {
-            break; // the destination closed its input: its exit says why
+    // Sends the batches; hands the input back, still open, at the cancel point,
+    // and closes it after the last batch otherwise.
+    let feed = async move {
+        for (i, batch) in batches.into_iter().enumerate() {
+            if input.send(LineBatch::from_lines(batch)).await.is_err() {
+                return None; // the destination closed its input: its exit says why
+            }
+            if cancel_after == Some(i + 1) {
+                return Some(input);
+            }
         }
-        if cancel_after == Some(i + 1) {
-            let waited = tokio::time::timeout(Duration::from_secs(10), async {
-                while states_echoed == 0 {
-                    match session.output.recv().await {
-                        Some(event) => count_states(event, &mut states_echoed),
-                        None => break,
-                    }
+        None
+    };
+    let mut feed = std::pin::pin!(feed);
+    let mut output_open = true;
+    let held_input = loop {
+        tokio::select! {
+            held = &mut feed => break held,
+            event = session.output.recv(), if output_open => match event {
+                Some(event) => count_states(event, &mut states_echoed),
+                None => output_open = false,
+            },
+        }
+    };
+    if let Some(input) = held_input {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while states_echoed == 0 {
+                match session.output.recv().await {
+                    Some(event) => count_states(event, &mut states_echoed),
+                    None => break,
                 }
-            })
-            .await;
-            let _ = waited;
-            session.abort();
-            let ended = tokio::time::timeout(Duration::from_secs(30), async {
-                while session.output.recv().await.is_some() {}
-                (&mut session.exit).await
-            })
-            .await;
-            return match ended {
-                Ok(exit) => Ok(RawRun {
-                    states_echoed,
-                    exit,
-                }),
-                Err(_) => Err("the destination did not stop within 30 s of being cancelled".into()),
-            };
-        }
+            }
+        })
+        .await;
+        let _ = waited;
+        session.abort();
+        let ended = tokio::time::timeout(Duration::from_secs(30), async {
+            while session.output.recv().await.is_some() {}
+            (&mut session.exit).await
+        })
+        .await;
+        drop(input);
+        return match ended {
+            Ok(exit) => Ok(RawRun {
+                states_echoed,
+                exit,
+            }),
+            Err(_) => Err("the destination did not stop within 30 s of being cancelled".into()),
+        };
     }
-    drop(input);
     let drained = tokio::time::timeout(Duration::from_secs(120), async {
         while let Some(event) = session.output.recv().await {
             count_states(event, &mut states_echoed);
@@ -1099,5 +1120,104 @@ async fn cancelled(s: &Suite<'_>) -> Verdict {
         None => pass(format!(
             "{cancelled}; the next write succeeded (rows not read back: no reader)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::write::tests::FakeDestination;
+
+    fn suite(executor: &FakeDestination) -> Suite<'_> {
+        Suite {
+            executor,
+            config: json!({}),
+            reader: None,
+            local_root: PathBuf::new(),
+            large_batch_records: 0,
+            only: Vec::new(),
+        }
+    }
+
+    /// Batches of two records and a state each.
+    fn batches(stream: &TestStream, count: u64) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|i| {
+                let mut input = Messages::new();
+                input
+                    .record(stream, &json!({"id": 2 * i}))
+                    .record(stream, &json!({"id": 2 * i + 1}))
+                    .stream_state(stream, i);
+                input.into_bytes()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_raw_write_reads_output_while_it_feeds_a_destination_that_echoes_every_line() {
+        // It echoes each line before reading the next, into one-slot channels: a
+        // writer that sends all its input before reading any output deadlocks it.
+        let fake = FakeDestination::new(|mut io| async move {
+            while let Some(lines) = io.recv().await {
+                for line in lines {
+                    io.say(&line).await;
+                }
+            }
+            Ok(())
+        })
+        .capacity(1, 1);
+        let stream = TestStream::new("echoed");
+        let s = suite(&fake);
+        let run = tokio::time::timeout(
+            Duration::from_secs(10),
+            raw_write(
+                &s,
+                json!({}),
+                catalog(&[stream.clone()]),
+                batches(&stream, 8),
+                None,
+            ),
+        )
+        .await
+        .expect("the raw write deadlocked")
+        .expect("the raw write");
+        assert_eq!(run.states_echoed, 8);
+        assert!(run.exit.is_ok(), "{:?}", run.exit);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_raw_write_aborts_once_a_state_came_back() {
+        let fake = FakeDestination::new(|mut io| async move {
+            while let Some(lines) = io.recv().await {
+                for line in lines.iter().filter(|l| crate::write::tests::is_state(l)) {
+                    io.say(line).await;
+                }
+            }
+            Ok(())
+        })
+        .capacity(1, 1);
+        let stream = TestStream::new("interrupted");
+        let s = suite(&fake);
+        let run = tokio::time::timeout(
+            Duration::from_secs(10),
+            raw_write(
+                &s,
+                json!({}),
+                catalog(&[stream.clone()]),
+                batches(&stream, 3),
+                Some(2),
+            ),
+        )
+        .await
+        .expect("the raw write hung")
+        .expect("the raw write");
+        assert!(run.states_echoed >= 1);
+        assert!(
+            run.exit.is_err(),
+            "an aborted destination exits with an error"
+        );
+        assert!(fake.was_aborted() && !fake.saw_end_of_input());
     }
 }

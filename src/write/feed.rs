@@ -83,11 +83,16 @@ impl StreamCounts {
 /// What the feed did, when it ended.
 #[derive(Debug, Default)]
 pub(crate) struct FeedSummary {
+    /// Records per stream in the batches handed to the destination.
     pub sent: StreamCounts,
     pub lines_skipped: u64,
     pub records_skipped: u64,
     /// The input was read to its end and the destination's input closed.
     pub input_complete: bool,
+    /// After a broken input or a stall, the destination's input, held open: the
+    /// loop aborts the destination, which must not see its input end as if it
+    /// were complete. Dropped once the write is over.
+    pub input_held_open: Option<mpsc::Sender<LineBatch>>,
 }
 
 /// Why the feed stopped early.
@@ -99,6 +104,19 @@ pub(crate) enum FeedError {
     Stalled(Duration),
     /// The destination's input closed before the input ended.
     DestinationClosed,
+}
+
+/// The batch being built: its records and states count as sent (and the states are
+/// registered with the ledger) only as it goes to the destination, so a batch the
+/// input breaks in the middle of is neither counted nor confirmable.
+#[derive(Default)]
+struct Pending {
+    /// Records per stream read so far, this batch's included.
+    read: StreamCounts,
+    /// Records in this batch.
+    records: u64,
+    /// States in this batch, each with the counts before it.
+    states: Vec<SentState>,
 }
 
 pub(crate) struct Feed {
@@ -114,7 +132,8 @@ pub(crate) struct Feed {
 
 impl Feed {
     /// Reads `input` to its end, sending batches to `destination`. Dropping
-    /// `destination` at the end closes the destination's input.
+    /// `destination` at the end closes the destination's input; when the input
+    /// breaks or the destination stalls, it is held in the summary instead.
     pub async fn run(
         self,
         input: Box<dyn AsyncRead + Send + Unpin>,
@@ -125,6 +144,9 @@ impl Feed {
             ..FeedSummary::default()
         };
         let result = self.feed(input, &destination, &mut summary).await;
+        if let Err(FeedError::Input(_) | FeedError::Stalled(_)) = result {
+            summary.input_held_open = Some(destination);
+        }
         (summary, result)
     }
 
@@ -140,7 +162,10 @@ impl Feed {
         );
         let mut batch = LineBatch::with_capacity(self.batch_bytes + self.batch_bytes / 4);
         let mut warned_streams: Vec<StreamDescriptor> = Vec::new();
-        let mut batch_records = 0u64;
+        let mut pending = Pending {
+            read: summary.sent.clone(),
+            ..Pending::default()
+        };
         loop {
             let start = batch.byte_len();
             let Some(range) = reader
@@ -156,8 +181,8 @@ impl Feed {
                 match peek_line(line) {
                     LinePeek::Empty => false,
                     LinePeek::Record { stream, namespace } => {
-                        if summary.sent.count(&stream, namespace.as_deref()) {
-                            batch_records += 1;
+                        if pending.read.count(&stream, namespace.as_deref()) {
+                            pending.records += 1;
                             true
                         } else {
                             summary.records_skipped += 1;
@@ -175,7 +200,9 @@ impl Feed {
                             false
                         }
                     }
-                    LinePeek::Other(kind) => self.other_message(kind, line, line_number, summary),
+                    LinePeek::Other(kind) => {
+                        self.other_message(kind, line, line_number, &mut pending, summary)
+                    }
                     LinePeek::NotAMessage(reason) => {
                         summary.lines_skipped += 1;
                         if summary.lines_skipped <= BAD_LINE_WARNINGS {
@@ -195,14 +222,12 @@ impl Feed {
             let is_full =
                 batch.byte_len() >= self.batch_bytes || batch.line_count() >= self.batch_lines;
             if is_full || reader.get_ref().buffer().is_empty() {
-                self.send(destination, batch.take(), &mut batch_records)
+                self.send(destination, batch.take(), &mut pending, summary)
                     .await?;
-                self.counters.publish(&summary.sent);
             }
         }
         if !batch.is_empty() {
-            self.send(destination, batch, &mut batch_records).await?;
-            self.counters.publish(&summary.sent);
+            self.send(destination, batch, &mut pending, summary).await?;
         }
         if summary.lines_skipped > BAD_LINE_WARNINGS {
             tracing::warn!(
@@ -214,13 +239,14 @@ impl Feed {
         Ok(())
     }
 
-    /// Decides whether a non-record message goes to the destination, registering
-    /// states with the ledger before they are sent.
+    /// Decides whether a non-record message goes to the destination, keeping
+    /// states in `pending` until their batch is sent.
     fn other_message(
         &self,
         kind: MessageType,
         line: &[u8],
         line_number: u64,
+        pending: &mut Pending,
         summary: &mut FeedSummary,
     ) -> bool {
         let message = match parse_message(line) {
@@ -236,9 +262,8 @@ impl Feed {
         };
         match message.payload {
             Payload::State(state) => {
-                let _ = self
-                    .states
-                    .send(SentState::new(state, line, summary.sent.snapshot()));
+                let before = pending.read.snapshot();
+                pending.states.push(SentState::new(state, line, before));
                 true
             }
             Payload::Trace(trace) => match trace.trace_type {
@@ -274,13 +299,20 @@ impl Feed {
         }
     }
 
+    /// Sends `batch`, the one `pending` describes.
     async fn send(
         &self,
         destination: &mpsc::Sender<LineBatch>,
         batch: LineBatch,
-        records: &mut u64,
+        pending: &mut Pending,
+        summary: &mut FeedSummary,
     ) -> Result<(), FeedError> {
-        let records = std::mem::take(records);
+        // The ledger learns of a state before the destination can echo it.
+        for state in pending.states.drain(..) {
+            let _ = self.states.send(state);
+        }
+        summary.sent.clone_from(&pending.read);
+        let records = std::mem::take(&mut pending.records);
         let bytes = batch.byte_len() as u64;
         match tokio::time::timeout(self.stall_timeout, destination.send(batch)).await {
             Ok(Ok(())) => {
@@ -288,6 +320,7 @@ impl Feed {
                     .records_sent
                     .fetch_add(records, Ordering::Relaxed);
                 self.counters.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                self.counters.publish(&summary.sent);
                 Ok(())
             }
             // The destination's input is gone: it exited or stopped reading. The

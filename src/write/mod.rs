@@ -11,6 +11,8 @@
 
 mod feed;
 pub(crate) mod ledger;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -512,6 +514,9 @@ impl WriteLoop {
                 }
             },
         };
+        if let Err(FeedError::Input(_) | FeedError::Stalled(_)) = feed_result {
+            session.abort(); // its input is held open: it must not finish as if complete
+        }
         let exit = session.exit.await;
         this.drain_registered_states();
 
