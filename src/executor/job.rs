@@ -78,6 +78,7 @@ impl JobFolder {
 
     /// Lets other users read the files (folder mode 0711: traversable, not
     /// listable; files 0644), for a container that runs as a non-root user.
+    #[cfg(feature = "docker")]
     pub fn share_with_other_users(&self) -> std::io::Result<()> {
         #[cfg(unix)]
         {

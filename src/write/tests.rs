@@ -1,5 +1,5 @@
 //! The write loop against a scripted destination: no processes, no files; each
-//! test drives one race the loop must win and reads the state store back.
+//! test drives one race the loop must win and reads back what was committed.
 //!
 //! [`FakeDestination`] is also used by the conformance suite's tests.
 
@@ -16,7 +16,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::*;
 use crate::executor::{FailureReason, Session};
 use crate::protocol::LineBatch;
-use crate::state::StateStore;
 
 /// What a scripted destination is handed: the batches it is fed and where its
 /// output goes. Dropping `output` closes its stdout.
@@ -264,24 +263,37 @@ fn input(lines: &[String]) -> Vec<u8> {
         .collect()
 }
 
-/// A state store in memory and the key the tests write under.
-fn memory_store() -> StateTarget {
-    StateTarget {
-        store: Arc::new(StateStore::open_in_memory().expect("store")),
-        key: SyncKey::new("input", FAKE),
+/// Where the tests' confirmed states go: every commit, in order, as a state store
+/// would receive them.
+#[derive(Debug, Clone, Default)]
+struct Recorded(Arc<Mutex<Vec<AirbyteStateMessage>>>);
+
+impl Checkpoints for Recorded {
+    fn commit(&self, states: &[AirbyteStateMessage]) -> Result<(), CheckpointError> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .extend(states.iter().cloned());
+        Ok(())
     }
 }
 
-/// The cursors of the states stored under `target`.
-fn stored(target: &StateTarget) -> Vec<Value> {
+/// A fresh record of commits.
+fn memory_store() -> Recorded {
+    Recorded::default()
+}
+
+/// The cursor a store would hold for the one stream: the last committed, if any.
+fn stored(target: &Recorded) -> Vec<Value> {
     target
-        .store
-        .load(&target.key)
-        .expect("load")
-        .streams
-        .into_iter()
-        .filter_map(|s| s.stream.and_then(|s| s.stream_state))
+        .0
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .filter_map(|s| s.stream.as_ref().and_then(|s| s.stream_state.clone()))
         .map(|s| s["cursor"].clone())
+        .last()
+        .into_iter()
         .collect()
 }
 
@@ -296,7 +308,7 @@ fn cursors(result: &WriteResult) -> Vec<Value> {
 }
 
 /// A write of `lines` into `fake`, states persisted in `target`.
-fn job<'a>(fake: &'a FakeDestination, target: &StateTarget, lines: &[String]) -> WriteJob<'a> {
+fn job<'a>(fake: &'a FakeDestination, target: &Recorded, lines: &[String]) -> WriteJob<'a> {
     WriteJob::new(fake, json!({}), catalog())
         .secrets(SecretMask::none())
         .state(target.clone())
