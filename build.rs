@@ -23,6 +23,7 @@ const BUILTINS: [(&str, &str); 5] = [
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     for path in [
+        "crates/airbyte-protocol",
         "plugins/sdk",
         "plugins/destination-dev-null",
         "plugins/destination-local-json",

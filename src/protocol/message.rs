@@ -6,13 +6,13 @@
 //!
 //! Every struct keeps the fields it does not know in an `extra` map, so a message
 //! survives a round trip unchanged. Absent and explicit-`null` optional fields both
-//! read as `None`.
+//! read as `None`. The words shared with the plugins (stream descriptors, catalogs,
+//! sync modes, log levels, failure types) come from the `airbyte_protocol` crate.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Fields a message carried that this model does not name; written back unchanged.
-pub type Extra = Map<String, Value>;
+use airbyte_protocol::{AirbyteCatalog, Extra, FailureType, LogLevel, StreamDescriptor};
 
 /// The `type` of an Airbyte message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -269,43 +269,6 @@ impl Serialize for AirbyteMessage {
     }
 }
 
-/// A stream's name and optional namespace: the identity of a stream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct StreamDescriptor {
-    /// Stream name.
-    pub name: String,
-    /// Namespace (schema, database…), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
-impl StreamDescriptor {
-    /// A descriptor without a namespace.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            namespace: None,
-        }
-    }
-
-    /// A descriptor with an optional namespace.
-    pub fn with_namespace(name: impl Into<String>, namespace: Option<String>) -> Self {
-        Self {
-            name: name.into(),
-            namespace,
-        }
-    }
-}
-
-impl std::fmt::Display for StreamDescriptor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.namespace {
-            Some(ns) => write!(f, "{ns}.{}", self.name),
-            None => f.write_str(&self.name),
-        }
-    }
-}
-
 /// RECORD: one row of a stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AirbyteRecordMessage {
@@ -500,33 +463,6 @@ pub struct AirbyteStateStats {
     pub extra: Extra,
 }
 
-/// A LOG level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs, reason = "protocol enum values")]
-pub enum LogLevel {
-    Fatal,
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
-
-impl LogLevel {
-    /// The wire name, e.g. `"WARN"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fatal => "FATAL",
-            Self::Error => "ERROR",
-            Self::Warn => "WARN",
-            Self::Info => "INFO",
-            Self::Debug => "DEBUG",
-            Self::Trace => "TRACE",
-        }
-    }
-}
-
 /// LOG.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AirbyteLogMessage {
@@ -577,28 +513,6 @@ pub struct AirbyteTraceMessage {
     /// Unknown fields.
     #[serde(flatten)]
     pub extra: Extra,
-}
-
-/// Who is to blame for an error, as the connector reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureType {
-    /// A bug or fault in the connector or its runtime.
-    SystemError,
-    /// The user's configuration is wrong.
-    ConfigError,
-    /// A passing fault; a retry may succeed.
-    TransientError,
-}
-
-impl std::fmt::Display for FailureType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::SystemError => "system_error",
-            Self::ConfigError => "config_error",
-            Self::TransientError => "transient_error",
-        })
-    }
 }
 
 /// TRACE ERROR.
@@ -787,16 +701,6 @@ pub struct ConnectorSpecification {
     /// The protocol version the connector speaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
-    /// Unknown fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-/// CATALOG: the streams a source offers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AirbyteCatalog {
-    /// The streams.
-    pub streams: Vec<crate::protocol::AirbyteStream>,
     /// Unknown fields.
     #[serde(flatten)]
     pub extra: Extra,

@@ -2,6 +2,10 @@
 //!
 //! Owns the wire format and nothing else: no I/O policy, no process handling, no state.
 //! Everything that crosses a connector boundary is one of these types or a raw line.
+//! The leaf vocabulary (stream descriptors, catalogs, sync modes, log levels, failure
+//! types) is the `airbyte_protocol` crate's, re-exported here under the same names so
+//! the host and the plugin SDK agree on it; the envelope, framing, peek and the
+//! lossless message model stay here.
 //!
 //! ```
 //! use airlock::protocol::{parse_message, Payload};
@@ -14,12 +18,13 @@
 //! assert!(message.to_line().contains(r#""x":true"#));
 //! ```
 
-mod catalog;
 pub mod framing;
 mod message;
 
-pub use catalog::{
-    AirbyteStream, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode, SyncMode,
+// The vocabulary shared with the plugin SDK, defined once in `airbyte_protocol`.
+pub use airbyte_protocol::{
+    AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream,
+    DestinationSyncMode, Extra, FailureType, LogLevel, StreamDescriptor, SyncMode,
 };
 pub use framing::{
     DEFAULT_MAX_LINE_BYTES, FramingError, LineBatch, LinePeek, LineReader, OutputLine,
@@ -27,5 +32,7 @@ pub use framing::{
 };
 pub use message::*;
 
+#[cfg(test)]
+mod sdk_roundtrip;
 #[cfg(test)]
 mod tests;

@@ -181,7 +181,7 @@ impl TableLayout {
         let (primary_key, cursor) = if stream.destination_sync_mode
             == DestinationSyncMode::AppendDedup
         {
-            if stream.primary_key.is_empty() {
+            if stream.primary_key().is_empty() {
                 return Err(DestinationError::config(format!(
                     "stream {descriptor} is configured append_dedup but has no primary key. Fix: \
                      set primary_key in the configured catalog, or write the stream with append \
@@ -189,14 +189,14 @@ impl TableLayout {
                 )));
             }
             let primary_key = stream
-                .primary_key
+                .primary_key()
                 .iter()
                 .map(|path| find(path, "primary key"))
                 .collect::<Result<Vec<_>, _>>()?;
-            let cursor = if stream.cursor_field.is_empty() {
+            let cursor = if stream.cursor_field().is_empty() {
                 None
             } else {
-                Some(find(&stream.cursor_field, "cursor")?)
+                Some(find(stream.cursor_field(), "cursor")?)
             };
             (primary_key, cursor)
         } else {

@@ -175,7 +175,7 @@ impl PgWriter {
                 Target::Dedup { temp, .. } => temp.clone(),
             };
             let copy_sql = format!("COPY {into} ({}) FROM STDIN", layout.column_list());
-            let encoder = RowEncoder::new(&layout, stream.generation_id, stream.sync_id);
+            let encoder = RowEncoder::new(&layout, stream.generation_id(), stream.sync_id());
             loaders.push(Loader {
                 descriptor,
                 layout,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::message::{write_connection_status, write_trace_error};
-use crate::{ConfiguredCatalog, Context, Destination, DestinationError, WriteSession, command};
+use crate::{Context, Destination, DestinationError, WriteSession, command};
 
 /// How much of standard input is read at a time.
 const STDIN_BUFFER_BYTES: usize = 1024 * 1024;
@@ -208,7 +208,7 @@ fn write<D: Destination + ?Sized>(
         .and_then(|json| command::parse_config(&json))
         .and_then(|config| {
             let catalog = read_file(catalog, "configured catalog")
-                .and_then(|json| ConfiguredCatalog::from_json(&json))?;
+                .and_then(|json| crate::catalog::parse_catalog(&json))?;
             WriteSession::open(dest, &config, &catalog, ctx)
         });
     let mut session = match opened {
@@ -278,7 +278,7 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, DestinationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Emitter, Record, RecordWriter};
+    use crate::{ConfiguredCatalog, Emitter, Record, RecordWriter};
     use serde_json::{Value, json};
 
     struct Counter;

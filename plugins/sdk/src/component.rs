@@ -14,7 +14,7 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use crate::message::write_log;
-use crate::{ConfiguredCatalog, Context, Destination, DestinationError, LogLevel, WriteSession};
+use crate::{Context, Destination, DestinationError, LogLevel, WriteSession};
 
 /// Where [`host_log`] sends its lines once a component entry point has run:
 /// the `host.log` import. Until then (natively, or in a `wasm32` CLI run as a
@@ -101,7 +101,7 @@ impl BatchWriter {
         ctx: &Context,
     ) -> Result<Self, DestinationError> {
         let config = crate::command::parse_config(config_json)?;
-        let catalog = ConfiguredCatalog::from_json(catalog_json)?;
+        let catalog = crate::catalog::parse_catalog(catalog_json)?;
         let session = WriteSession::open(dest, &config, &catalog, ctx)?;
         Ok(Self {
             session: RefCell::new(Some(session)),
@@ -323,7 +323,7 @@ mod guest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Emitter, FailureType, Record, RecordWriter};
+    use crate::{ConfiguredCatalog, Emitter, FailureType, Record, RecordWriter};
     use serde_json::{Value, json};
     use std::sync::{Arc, Mutex};
 

@@ -1,19 +1,8 @@
 //! `error`: the one error type a destination reports, and the Airbyte failure
-//! class that travels with it into the TRACE ERROR message.
+//! class that travels with it into the TRACE ERROR message ([`FailureType`],
+//! from the shared `airbyte_protocol` vocabulary).
 
-use serde::Serialize;
-
-/// Who is to blame for a failure, as Airbyte's `failure_type` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureType {
-    /// A fault in the connector or the machine it runs on.
-    SystemError,
-    /// The user's configuration is wrong; retrying will not help.
-    ConfigError,
-    /// A passing fault (network, lock, quota); a retry may succeed.
-    TransientError,
-}
+pub use airbyte_protocol::FailureType;
 
 /// A failure reported by a [`Destination`](crate::Destination) or its
 /// [`RecordWriter`](crate::RecordWriter).

@@ -2,7 +2,8 @@
 //! boundary — the borrowed, allocation-light parse of input lines
 //! ([`Record`] and the envelope around it) and the encoding of every line a
 //! destination writes (LOG, SPEC, CONNECTION_STATUS, TRACE ERROR), including
-//! the [`Emitter`] that writers log through.
+//! the [`Emitter`] that writers log through. [`LogLevel`] is the shared
+//! `airbyte_protocol` one.
 //!
 //! Every output line is one JSON object followed by `\n`.
 
@@ -12,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+pub use airbyte_protocol::LogLevel;
 
 use crate::DestinationError;
 
@@ -102,24 +105,6 @@ pub(crate) struct StreamStatus {
     pub(crate) stream_descriptor: crate::StreamDescriptor,
     #[serde(default)]
     pub(crate) status: Option<String>,
-}
-
-/// The severity of a LOG message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum LogLevel {
-    /// The connector cannot go on.
-    Fatal,
-    /// Something failed.
-    Error,
-    /// Something looks wrong but the run goes on.
-    Warn,
-    /// Progress worth telling the user.
-    Info,
-    /// Detail for developers.
-    Debug,
-    /// Very fine detail.
-    Trace,
 }
 
 /// Lets a [`RecordWriter`](crate::RecordWriter) emit LOG messages into the

@@ -73,7 +73,8 @@ const QUOTED_LINE_BYTES: usize = 120;
 /// # }
 /// let catalog = ConfiguredCatalog::from_json(
 ///     br#"{"streams":[{"stream":{"name":"users"},"sync_mode":"full_refresh","destination_sync_mode":"append"}]}"#,
-/// )?;
+/// )
+/// .expect("a valid catalog");
 /// let mut session = WriteSession::open(&DevNull, &json!({}), &catalog, &Context::native())?;
 /// let mut out = Vec::new();
 /// session.push_line(br#"{"type":"RECORD","record":{"stream":"users","data":{},"emitted_at":1}}"#, &mut out)?;

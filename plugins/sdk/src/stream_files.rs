@@ -256,7 +256,8 @@ mod tests {
                                    "sync_mode": "full_refresh", "destination_sync_mode": mode})
             })
             .collect();
-        serde_json::from_value(serde_json::json!({ "streams": streams })).expect("catalog")
+        let catalog = serde_json::json!({ "streams": streams }).to_string();
+        ConfiguredCatalog::from_json(catalog.as_bytes()).expect("catalog")
     }
 
     #[test]

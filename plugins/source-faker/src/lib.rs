@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 use crate::catalog::CatalogError;
 use crate::clock::Clock;
 use crate::config::FakerConfig;
-use crate::messages::FailureType;
+use crate::messages::{FailureType, LogLevel};
 use crate::state::IncomingState;
 
 /// The SPEC payload (`spec` of the SPEC message), as the real connector
@@ -69,7 +69,7 @@ impl Failure {
         Self {
             message: message.into(),
             internal_message: internal_message.into(),
-            failure_type: FailureType::Config,
+            failure_type: FailureType::ConfigError,
         }
     }
 
@@ -77,7 +77,7 @@ impl Failure {
         Self {
             message: "Something went wrong in the connector. See the logs for more details.".into(),
             internal_message: internal_message.into(),
-            failure_type: FailureType::System,
+            failure_type: FailureType::SystemError,
         }
     }
 }
@@ -191,11 +191,11 @@ pub fn check(out: &mut impl Write, config_path: &str) -> Outcome {
             messages::connection_status(out, Some(&format!("Config validation error: {e}")))?;
         }
         Ok(c) if !c.count_given => {
-            messages::log(out, "ERROR", "Check failed")?;
+            messages::log(out, LogLevel::Error, "Check failed")?;
             messages::connection_status(out, Some("Count option is missing"))?;
         }
         Ok(_) => {
-            messages::log(out, "INFO", "Check succeeded")?;
+            messages::log(out, LogLevel::Info, "Check succeeded")?;
             messages::connection_status(out, None)?;
         }
     }

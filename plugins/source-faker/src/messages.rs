@@ -4,29 +4,13 @@
 //! `emitted_at` on STREAM_STATUS traces, integer on ESTIMATE and ERROR).
 //!
 //! RECORD lines are the hot path: [`RecordLine`] writes them by hand into a
-//! reused buffer. Everything else goes through `serde_json`.
+//! reused buffer. Everything else goes through `serde_json`. Log levels and
+//! failure types are the shared `airbyte_protocol` ones.
 
 use std::io::{self, Write};
 
+pub use airbyte_protocol::{FailureType, LogLevel};
 use serde_json::{Value, json};
-
-/// A `failure_type` of a TRACE ERROR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureType {
-    /// The user's config, catalog or state is at fault.
-    Config,
-    /// Anything else.
-    System,
-}
-
-impl FailureType {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Config => "config_error",
-            Self::System => "system_error",
-        }
-    }
-}
 
 /// Writes `value` as one line.
 pub fn line(out: &mut impl Write, value: &Value) -> io::Result<()> {
@@ -35,7 +19,7 @@ pub fn line(out: &mut impl Write, value: &Value) -> io::Result<()> {
 }
 
 /// A LOG message.
-pub fn log(out: &mut impl Write, level: &str, message: &str) -> io::Result<()> {
+pub fn log(out: &mut impl Write, level: LogLevel, message: &str) -> io::Result<()> {
     line(
         out,
         &json!({"type": "LOG", "log": {"level": level, "message": message}}),
@@ -93,7 +77,7 @@ pub fn error(
             "error": {
                 "message": message,
                 "internal_message": internal_message,
-                "failure_type": failure_type.as_str(),
+                "failure_type": failure_type,
             },
         }}),
     )

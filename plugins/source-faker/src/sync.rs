@@ -50,7 +50,7 @@ use crate::calendar;
 use crate::catalog::FakerStream;
 use crate::clock::Clock;
 use crate::config::FakerConfig;
-use crate::messages::{self, RecordLine};
+use crate::messages::{self, LogLevel, RecordLine};
 use crate::products::Product;
 use crate::purchases;
 use crate::state::IncomingState;
@@ -223,7 +223,7 @@ impl<'a, W: Write> Checkpointer<'a, W> {
         if self.records == 0 {
             messages::log(
                 self.out,
-                "INFO",
+                LogLevel::Info,
                 &format!("Marking stream {} as RUNNING", self.name),
             )?;
             let now = self.clock.now_ms_f64();
@@ -295,11 +295,11 @@ impl Reader<'_> {
         streams: &[FakerStream],
         state: &IncomingState,
     ) -> io::Result<()> {
-        messages::log(out, "INFO", "Starting syncing SourceFaker")?;
+        messages::log(out, LogLevel::Info, "Starting syncing SourceFaker")?;
         for &stream in streams {
             self.read_stream(out, stream, state.get(stream.name()))?;
         }
-        messages::log(out, "INFO", "Finished syncing SourceFaker")
+        messages::log(out, LogLevel::Info, "Finished syncing SourceFaker")
     }
 
     /// Reads one stream, STARTED to COMPLETE.
@@ -310,9 +310,13 @@ impl Reader<'_> {
         incoming: Value,
     ) -> io::Result<u64> {
         let name = stream.name();
-        messages::log(out, "INFO", &format!("Marking stream {name} as STARTED"))?;
+        messages::log(
+            out,
+            LogLevel::Info,
+            &format!("Marking stream {name} as STARTED"),
+        )?;
         messages::stream_status(out, self.clock.now_ms_f64(), name, "STARTED")?;
-        messages::log(out, "INFO", &format!("Syncing stream: {name} "))?;
+        messages::log(out, LogLevel::Info, &format!("Syncing stream: {name} "))?;
         let config = self.config;
         let (seed_bits, vocab, products) = (self.seed_bits, self.vocab, self.products);
         let mut cp = Checkpointer::new(
@@ -333,12 +337,16 @@ impl Reader<'_> {
         let records = cp.finish()?;
         messages::log(
             out,
-            "INFO",
+            LogLevel::Info,
             &format!("Read {records} records from {name} stream"),
         )?;
-        messages::log(out, "INFO", &format!("Marking stream {name} as STOPPED"))?;
+        messages::log(
+            out,
+            LogLevel::Info,
+            &format!("Marking stream {name} as STOPPED"),
+        )?;
         messages::stream_status(out, self.clock.now_ms_f64(), name, "COMPLETE")?;
-        messages::log(out, "INFO", &format!("Finished syncing {name}"))?;
+        messages::log(out, LogLevel::Info, &format!("Finished syncing {name}"))?;
         Ok(records)
     }
 }

@@ -151,8 +151,7 @@ pub fn in_process<D: airlock_plugin_sdk::Destination>(
 ) -> anyhow::Result<CaseResult> {
     let catalog = airlock_plugin_sdk::ConfiguredCatalog::from_json(
         serde_json::to_string(&synthetic_catalog())?.as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    )?;
     let started = Instant::now();
     let mut session = airlock_plugin_sdk::WriteSession::open(
         destination,
