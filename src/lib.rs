@@ -7,6 +7,7 @@
 
 pub mod config;
 mod destination;
+mod events;
 pub mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
