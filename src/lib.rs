@@ -8,7 +8,8 @@
 //! # Layers
 //!
 //! Dependencies point one way, each module using only those listed before it
-//! (`tests/layers.rs` checks it): [`home`], [`protocol`] and [`config`] →
+//! (`tests/layers.rs` checks it): [`home`], [`protocol`], [`config`] and the named
+//! tracing events →
 //! [`executor`] → [`registry`] → [`write`] → [`cache`] and [`state`] →
 //! [`source`] → [`sync`] → the destination API ([`get_destination`],
 //! [`Destination`]) → [`conformance`]. The `airlock` binary's CLI sits on top and is
@@ -25,6 +26,7 @@
 pub mod home;
 pub mod protocol;
 pub mod config;
+pub mod events;
 pub mod executor;
 pub mod registry;
 pub mod write;

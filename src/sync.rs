@@ -9,14 +9,20 @@
 //! updated by CONTROL messages; report whichever side failed first. Persisting
 //! confirmed states stays with [`crate::write`]; this module never commits a
 //! state itself.
+//!
+//! Each run is a `sync` span (`sync_id`, `source`, `destination`) holding the
+//! source's lines and the write's span; it opens with `sync_started` and closes
+//! with `sync_finished` ([`crate::events`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::cache::replay::{ReplayPlan, SentStates, replay, resume_catalog};
 use crate::cache::{Cache, CacheError, ControlCallback, ReadResult, stream_slot};
+use crate::events::{SyncFinished, SyncStarted};
 use crate::executor::ExecutorError;
 use crate::protocol::ConfiguredAirbyteCatalog;
 use crate::source::{ReadOptions, Source, SourceError, WriteStrategy, configure};
@@ -253,7 +259,51 @@ impl<'a> SyncJob<'a> {
     ///
     /// # Errors
     /// [`SyncError`]: the side that failed first, with what was confirmed.
-    pub async fn run(mut self) -> Result<SyncResult, SyncError> {
+    pub async fn run(self) -> Result<SyncResult, SyncError> {
+        let source_name = match self.input {
+            WriteInput::Source(source) => source.name(),
+            WriteInput::ReadResult(read) => read.source_name(),
+        };
+        let mode = match (self.input, &self.cache) {
+            (WriteInput::ReadResult(_), _) => "cached-read",
+            (WriteInput::Source(_), CacheChoice::Off) => "stream-through",
+            (WriteInput::Source(_), _) => "cache",
+        };
+        let span = crate::events::sync_span(
+            &crate::events::new_sync_id(),
+            source_name,
+            self.destination.name(),
+        );
+        async move {
+            SyncStarted { mode }.emit();
+            let started = std::time::Instant::now();
+            let outcome = self.run_in_span().await;
+            let (result, error) = match &outcome {
+                Ok(result) => (Some(result), None),
+                Err(error) => (None, Some(error as &dyn std::error::Error)),
+            };
+            let write = match (&outcome, result) {
+                (_, Some(result)) => Some(&result.write),
+                (Err(SyncError::Write(error)), _) => Some(error.partial.as_ref()),
+                (Err(SyncError::SourceFailed { partial, .. }), _) => Some(partial.as_ref()),
+                _ => None,
+            };
+            SyncFinished {
+                records_read: result.map_or(0, |r| r.records_read),
+                records_sent: write.map_or(0, |w| w.records_sent),
+                records_confirmed: write.map_or(0, |w| w.records_confirmed),
+                states_confirmed: write.map_or(0, |w| w.states_confirmed),
+                duration_secs: started.elapsed().as_secs_f64(),
+                error,
+            }
+            .emit();
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_in_span(mut self) -> Result<SyncResult, SyncError> {
         let source_name = match self.input {
             WriteInput::Source(source) => source.name().to_owned(),
             WriteInput::ReadResult(read) => read.source_name().to_owned(),
@@ -609,7 +659,10 @@ impl<'a> SyncJob<'a> {
             let cache = cache.clone();
             let sent = sent.clone();
             let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || replay(&cache, &plan, writer, sent, runtime))
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| replay(&cache, &plan, writer, sent, runtime))
+            })
         };
         let (source, destination, position_key) = (
             read.source_name().to_owned(),

@@ -209,3 +209,54 @@ fn a_destination_that_crashes_keeps_what_was_confirmed() {
         "the states before the crash are kept"
     );
 }
+
+#[test]
+fn a_verbose_sync_tells_its_story_in_a_few_lines() {
+    let sb = Sandbox::new();
+    let source = scripted_source(&sb, None);
+    let run = sync(&sb, source.to_str().unwrap(), "{}", &["-v"]);
+    run.expect_code(0);
+    let err = &without_colours(&run.stderr);
+    let sync_id = err
+        .split("sync{sync_id=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no sync span: {err}"));
+    assert!(
+        sync_id.len() == 12 && sync_id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{err}"
+    );
+    let span =
+        format!("sync{{sync_id={sync_id} source=source-faker destination=destination-local-json}}");
+    for said in [
+        format!("{span}: sync started"),
+        format!(
+            "{span}:write{{destination=destination-local-json}}:stream{{stream=s}}: stream started"
+        ),
+        "stream{stream=s}: stream completed: 3 records sent, 3 confirmed".to_owned(),
+        format!("{span}: sync succeeded: 3 records read, 3 sent, 3 confirmed"),
+    ] {
+        assert!(err.contains(&said), "{said}\n--- stderr\n{err}");
+    }
+    assert!(
+        !err.contains("state(s) committed"),
+        "commits are DEBUG: {err}"
+    );
+    assert_eq!(run.json()["records_confirmed"], 3);
+}
+
+/// `text` without ANSI colour sequences (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('\u{1b}') {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        rest = match rest.find('m') {
+            Some(end) => &rest[end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}

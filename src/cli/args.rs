@@ -52,6 +52,10 @@ pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug). `AIRLOCK_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines on stderr as `text` (for people) or `json` (one object per line,
+    /// with its spans: for machines).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = super::logging::LogFormat::Text)]
+    pub(crate) log_format: super::logging::LogFormat,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

@@ -24,7 +24,7 @@ use report::Failure;
 /// Parses the process arguments, runs the command and returns its exit code.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose);
+    logging::init(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,7 +3,10 @@
 //! Owns [`Diagnostics`] (shared by a backend's output pumps) and [`LogTail`] (what an
 //! error carries). Every connector log line also becomes a `tracing` event here, in
 //! one place, with the connector's name as a field — after its config's secrets
-//! are masked ([`SecretMask`]), so no verbosity and no error shows them.
+//! are masked ([`SecretMask`]), so no verbosity and no error shows them. The event
+//! (`connector_log`, target `airlock::connector`) is defined in `crate::events`;
+//! it sits in the span that was current when the connector was started (the
+//! sync's, or the write's), however the backend's pumps were spawned.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -12,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use memchr::memmem;
 
 use crate::config::SecretMask;
+use crate::events::{ConnectorError, ConnectorLog};
 use crate::protocol::{AirbyteErrorTraceMessage, LogLevel, Payload, TraceType, parse_message};
 
 /// Lines kept for errors.
@@ -56,16 +60,29 @@ pub struct Diagnostics {
     connector: Arc<str>,
     secrets: SecretMask,
     inner: Arc<Mutex<Inner>>,
+    /// Where the connector's lines are emitted: the span current at [`Diagnostics::new`].
+    span: tracing::Span,
 }
 
 impl Diagnostics {
-    /// Empty diagnostics for `connector`, masking `secrets` in all it keeps.
+    /// Empty diagnostics for `connector`, masking `secrets` in all it keeps. The
+    /// connector's lines become events in the span current now.
     pub fn new(connector: &str, secrets: SecretMask) -> Self {
         Self {
             connector: connector.into(),
             secrets,
             inner: Arc::default(),
+            span: tracing::Span::current(),
         }
+    }
+
+    fn emit(&self, level: Option<LogLevel>, message: &str) {
+        ConnectorLog {
+            connector: &self.connector,
+            level,
+            message,
+        }
+        .emit(&self.span);
     }
 
     /// `text` with the connector's secrets masked.
@@ -105,7 +122,17 @@ impl Diagnostics {
         if line.is_empty() {
             return line;
         }
-        tracing::debug!(connector = %self.connector, "{line}");
+        self.emit(None, &line);
+        self.push(line.clone());
+        line
+    }
+
+    /// A log line the connector gave a level (a component's log call); returns it
+    /// masked, as kept.
+    pub fn note_log(&self, level: LogLevel, message: &str) -> String {
+        let message = self.secrets.mask(message.trim_end()).into_owned();
+        self.emit(Some(level), &message);
+        let line = format!("{} {message}", level.as_str());
         self.push(line.clone());
         line
     }
@@ -137,17 +164,7 @@ impl Diagnostics {
     pub fn note_message(&self, payload: &Payload) {
         match payload {
             Payload::Log(log) => {
-                let message = self.secrets.mask(&log.message);
-                match log.level {
-                    LogLevel::Fatal | LogLevel::Error => {
-                        tracing::warn!(connector = %self.connector, "{message}")
-                    }
-                    LogLevel::Warn => {
-                        tracing::info!(connector = %self.connector, "{message}")
-                    }
-                    _ => tracing::debug!(connector = %self.connector, "{message}"),
-                }
-                self.push(format!("{} {message}", log.level.as_str()));
+                self.note_log(log.level, &log.message);
             }
             // A config the connector replaced its own with: its secrets are
             // masked from here on, and in what was kept already.
@@ -170,7 +187,12 @@ impl Diagnostics {
                     if let Some(stack) = error.stack_trace.as_mut() {
                         self.secrets.mask_in_place(stack);
                     }
-                    tracing::warn!(connector = %self.connector, failure_type = ?error.failure_type, "{}", error.message);
+                    ConnectorError {
+                        connector: &self.connector,
+                        failure_type: error.failure_type.as_ref().map(|t| t as &dyn fmt::Debug),
+                        message: &error.message,
+                    }
+                    .emit(&self.span);
                     self.push(format!("TRACE ERROR {}", error.message));
                     if let Some(internal) = &error.internal_message {
                         self.push(format!("  internal: {internal}"));

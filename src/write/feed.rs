@@ -17,6 +17,7 @@ use crate::protocol::{
 };
 
 use super::ledger::SentState;
+use crate::events::{StreamSpans, StreamStarted};
 
 /// Read buffer for the input.
 const INPUT_BUFFER_BYTES: usize = 256 * 1024;
@@ -56,23 +57,18 @@ impl StreamCounts {
         }
     }
 
-    /// Counts one record; `false` if the stream is not in the catalog.
-    fn count(&mut self, name: &str, namespace: Option<&str>) -> bool {
+    /// Counts one record: the stream's count with it, `None` if the stream is not
+    /// in the catalog.
+    fn count(&mut self, name: &str, namespace: Option<&str>) -> Option<u64> {
         let matches = |(d, _): &(StreamDescriptor, u64)| {
             d.name == name && d.namespace.as_deref() == namespace
         };
-        if self.counts.get(self.last).is_some_and(matches) {
-            self.counts[self.last].1 += 1;
-            return true;
+        if !self.counts.get(self.last).is_some_and(matches) {
+            self.last = self.counts.iter().position(matches)?;
         }
-        match self.counts.iter().position(matches) {
-            Some(i) => {
-                self.last = i;
-                self.counts[i].1 += 1;
-                true
-            }
-            None => false,
-        }
+        let count = &mut self.counts[self.last].1;
+        *count += 1;
+        Some(*count)
     }
 
     pub fn snapshot(&self) -> Vec<(StreamDescriptor, u64)> {
@@ -128,6 +124,8 @@ pub(crate) struct Feed {
     pub counters: Arc<LiveCounters>,
     pub states: mpsc::UnboundedSender<SentState>,
     pub control: Option<super::ControlCallback>,
+    /// The streams' spans, for `stream_started`.
+    pub spans: Arc<StreamSpans>,
 }
 
 impl Feed {
@@ -181,7 +179,10 @@ impl Feed {
                 match peek_line(line) {
                     LinePeek::Empty => false,
                     LinePeek::Record { stream, namespace } => {
-                        if pending.read.count(&stream, namespace.as_deref()) {
+                        if let Some(count) = pending.read.count(&stream, namespace.as_deref()) {
+                            if count == 1 {
+                                StreamStarted.emit(self.spans.find(&stream, namespace.as_deref()));
+                            }
                             pending.records += 1;
                             true
                         } else {

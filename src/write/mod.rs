@@ -8,6 +8,10 @@
 //! A STATE echoed by the destination is accepted only if it was sent and comes in
 //! order; it is persisted, and only then are the records before it counted as
 //! confirmed.
+//!
+//! A write runs in a `write` span, and each stream has its own `stream` span,
+//! created once and used as the parent of the events about that stream (streams
+//! interleave). The events themselves are defined in [`crate::events`].
 
 mod feed;
 pub(crate) mod ledger;
@@ -23,12 +27,16 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::config::SecretMask;
+use crate::events::{
+    RecordsConfirmed, StateCommitted, StreamCompleted, StreamSpans, WriteFinished, WriteStarted,
+};
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent};
 use crate::protocol::{
     AirbyteStateMessage, ConfiguredAirbyteCatalog, DEFAULT_MAX_LINE_BYTES, FramingError,
-    OutputLine, Payload, StreamDescriptor, classify_output,
+    OutputLine, Payload, StateType, StreamDescriptor, classify_output,
 };
 
 use feed::{Feed, FeedError, FeedSummary, LiveCounters};
@@ -382,10 +390,47 @@ impl<'a> WriteJob<'a> {
     /// [`WriteError`], with the counts reached, when the destination fails, echoes a
     /// state it should not, the input breaks, or a state cannot be persisted.
     pub async fn run(self) -> Result<WriteResult, WriteError> {
-        let span = tracing::info_span!("write", destination = self.executor.connector());
-        let _entered = span.enter();
-        WriteLoop::start(self).await
+        let span = crate::events::write_span(self.executor.connector());
+        let spans = Arc::new(StreamSpans::new(&span, self.catalog.descriptors()));
+        let outcome = WriteLoop::start(self, spans.clone()).instrument(span).await;
+        match &outcome {
+            Ok(result) => report(&spans, result),
+            Err(error) => report(&spans, &error.partial),
+        }
+        outcome
     }
+}
+
+/// The events of a write's end: per stream, what the clean completion confirmed
+/// and the stream's counts; then the write's.
+fn report(spans: &StreamSpans, result: &WriteResult) {
+    for (descriptor, totals) in &result.streams {
+        let span = spans.of(descriptor);
+        if totals.confirmed_at_completion > 0 {
+            RecordsConfirmed {
+                count: totals.confirmed_at_completion,
+                total: totals.confirmed,
+                by: "completion",
+            }
+            .emit(span);
+        }
+        StreamCompleted {
+            sent: totals.sent,
+            confirmed: totals.confirmed,
+            completed: result.completed,
+        }
+        .emit(span);
+    }
+    spans.write().in_scope(|| {
+        WriteFinished {
+            records_sent: result.records_sent,
+            records_confirmed: result.records_confirmed,
+            states_confirmed: result.states_confirmed,
+            completed: result.completed,
+            duration_secs: result.duration_secs,
+        }
+        .emit();
+    });
 }
 
 /// The running loop's own state.
@@ -399,13 +444,18 @@ struct WriteLoop {
     confirmed: Option<ConfirmedCallback>,
     destination_control: Option<ControlCallback>,
     secrets: SecretMask,
+    spans: Arc<StreamSpans>,
 }
 
 impl WriteLoop {
-    async fn start(job: WriteJob<'_>) -> Result<WriteResult, WriteError> {
+    async fn start(job: WriteJob<'_>, spans: Arc<StreamSpans>) -> Result<WriteResult, WriteError> {
         let destination = job.executor.connector().to_owned();
         let (states_tx, states_rx) = mpsc::unbounded_channel();
         let counters = Arc::new(LiveCounters::default());
+        WriteStarted {
+            streams: job.catalog.streams.len(),
+        }
+        .emit();
         let mut this = WriteLoop {
             destination,
             started: Instant::now(),
@@ -416,6 +466,7 @@ impl WriteLoop {
             confirmed: job.confirmed,
             destination_control: job.destination_control,
             secrets: SecretMask::none(),
+            spans: spans.clone(),
         };
         let feed = Feed {
             catalog: job.catalog.clone(),
@@ -426,6 +477,7 @@ impl WriteLoop {
             counters,
             states: states_tx,
             control: job.input_control,
+            spans,
         };
         let secrets = match job.secrets {
             Some(secrets) => secrets,
@@ -461,7 +513,10 @@ impl WriteLoop {
             ));
         };
         let input = job.input.unwrap_or_else(|| Box::new(tokio::io::empty()));
-        let mut feeder = tokio::spawn(feed.run(input, input_tx));
+        let mut feeder = tokio::spawn(
+            feed.run(input, input_tx)
+                .instrument(tracing::Span::current()),
+        );
         let mut feed_outcome: Option<(FeedSummary, Result<(), FeedError>)> = None;
         let mut fatal: Option<WriteFailure> = None;
         let mut progress = job.progress;
@@ -563,6 +618,7 @@ impl WriteLoop {
         match message.payload {
             Payload::State(echoed) => {
                 self.drain_registered_states();
+                let confirmed_before = self.ledger.confirmed.clone();
                 let covered = self.ledger.accept(&echoed, line).map_err(|problem| {
                     let mut state = self
                         .secrets
@@ -581,7 +637,7 @@ impl WriteLoop {
                 if let Some(target) = &self.state {
                     target.commit(&covered)?;
                 }
-                tracing::debug!(states = covered.len(), "state confirmed");
+                self.announce_commit(&covered, &confirmed_before);
                 if let Some(callback) = self.confirmed.as_mut() {
                     callback(self.ledger.states_confirmed);
                 }
@@ -603,6 +659,72 @@ impl WriteLoop {
                 Ok(())
             }
             _ => Ok(()), // LOG and TRACE are kept by the executor's diagnostics
+        }
+    }
+
+    /// The events of a persisted confirmation: `state_committed` per stream (or
+    /// one for a GLOBAL / LEGACY state), and `records_confirmed` per stream whose
+    /// confirmed count moved.
+    fn announce_commit(
+        &self,
+        covered: &[AirbyteStateMessage],
+        confirmed_before: &[(StreamDescriptor, u64)],
+    ) {
+        let before = |d: &StreamDescriptor| {
+            confirmed_before
+                .iter()
+                .find(|(b, _)| b == d)
+                .map_or(0, |(_, n)| *n)
+        };
+        let moved: Vec<(&StreamDescriptor, u64, u64)> = self
+            .ledger
+            .confirmed
+            .iter()
+            .map(|(d, now)| (d, now.saturating_sub(before(d)), *now))
+            .filter(|(_, count, _)| *count > 0)
+            .collect();
+        // States per stream, in the order they came; GLOBAL and LEGACY together.
+        let mut per_stream: Vec<(&StreamDescriptor, usize)> = Vec::new();
+        let mut shared = 0usize;
+        for state in covered {
+            match (state.effective_type(), &state.stream) {
+                (StateType::Stream, Some(s)) => {
+                    let d = &s.stream_descriptor;
+                    match per_stream.iter_mut().find(|(p, _)| *p == d) {
+                        Some((_, n)) => *n += 1,
+                        None => per_stream.push((d, 1)),
+                    }
+                }
+                _ => shared += 1,
+            }
+        }
+        for (descriptor, states) in per_stream {
+            let records = moved
+                .iter()
+                .find(|(d, _, _)| *d == descriptor)
+                .map_or(0, |(_, n, _)| *n);
+            StateCommitted {
+                stream: Some(descriptor),
+                states,
+                records,
+            }
+            .emit(self.spans.of(descriptor));
+        }
+        if shared > 0 {
+            StateCommitted {
+                stream: None,
+                states: shared,
+                records: moved.iter().map(|(_, n, _)| n).sum(),
+            }
+            .emit(self.spans.write());
+        }
+        for (descriptor, count, total) in moved {
+            RecordsConfirmed {
+                count,
+                total,
+                by: "state",
+            }
+            .emit(self.spans.of(descriptor));
         }
     }
 

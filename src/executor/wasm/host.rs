@@ -342,14 +342,14 @@ impl v0_1::airlock::destination::host::Host for HostState {
             return Err(wasmtime::format_err!("log cap exceeded"));
         }
         let level = match level {
-            LogLevel::Fatal => "FATAL",
-            LogLevel::Error => "ERROR",
-            LogLevel::Warn => "WARN",
-            LogLevel::Info => "INFO",
-            LogLevel::Debug => "DEBUG",
-            LogLevel::Trace => "TRACE",
+            LogLevel::Fatal => crate::protocol::LogLevel::Fatal,
+            LogLevel::Error => crate::protocol::LogLevel::Error,
+            LogLevel::Warn => crate::protocol::LogLevel::Warn,
+            LogLevel::Info => crate::protocol::LogLevel::Info,
+            LogLevel::Debug => crate::protocol::LogLevel::Debug,
+            LogLevel::Trace => crate::protocol::LogLevel::Trace,
         };
-        self.diagnostics.note(format!("{level} {message}"));
+        self.diagnostics.note_log(level, &message);
         Ok(())
     }
 }
