@@ -130,6 +130,7 @@ pub struct SyncStarted<'a> {
 }
 
 impl SyncStarted<'_> {
+    /// Emits the event in the current span.
     pub fn emit(&self) {
         tracing::info!(event = "sync_started", mode = %self.mode, "sync started");
     }
@@ -137,16 +138,22 @@ impl SyncStarted<'_> {
 
 /// A sync ended, well or not.
 pub struct SyncFinished<'a> {
+    /// Records read from the source.
     pub records_read: u64,
+    /// Records sent to the destination.
     pub records_sent: u64,
+    /// Records the destination confirmed.
     pub records_confirmed: u64,
+    /// States the destination confirmed and that were persisted.
     pub states_confirmed: u64,
+    /// How long it took, in seconds.
     pub duration_secs: f64,
     /// `Some` when the sync failed.
     pub error: Option<&'a dyn std::error::Error>,
 }
 
 impl SyncFinished<'_> {
+    /// Emits the event in the current span.
     pub fn emit(&self) {
         let outcome = if self.error.is_some() {
             "failed"
@@ -173,10 +180,12 @@ impl SyncFinished<'_> {
 
 /// A write began.
 pub struct WriteStarted {
+    /// Streams in the configured catalog.
     pub streams: usize,
 }
 
 impl WriteStarted {
+    /// Emits the event in the current span.
     pub fn emit(&self) {
         tracing::debug!(
             event = "write_started",
@@ -188,14 +197,20 @@ impl WriteStarted {
 
 /// A write ended, well or not.
 pub struct WriteFinished {
+    /// Records sent to the destination.
     pub records_sent: u64,
+    /// Records the destination confirmed.
     pub records_confirmed: u64,
+    /// States the destination confirmed and that were persisted.
     pub states_confirmed: u64,
+    /// Whether it ended cleanly after all its input.
     pub completed: bool,
+    /// How long it took, in seconds.
     pub duration_secs: f64,
 }
 
 impl WriteFinished {
+    /// Emits the event in the current span.
     pub fn emit(&self) {
         tracing::info!(
             event = "write_finished",
@@ -221,6 +236,7 @@ impl WriteFinished {
 pub struct StreamStarted;
 
 impl StreamStarted {
+    /// Emits the event (in `span`, where it takes one).
     pub fn emit(&self, stream: &Span) {
         stream.in_scope(|| tracing::info!(event = "stream_started", "stream started"));
     }
@@ -229,12 +245,16 @@ impl StreamStarted {
 /// A stream's counts when its write ended: cleanly (`stream_completed`) or not
 /// (`stream_stopped`).
 pub struct StreamCompleted {
+    /// Records of the stream sent.
     pub sent: u64,
+    /// Records of the stream confirmed.
     pub confirmed: u64,
+    /// Whether it ended cleanly after all its input.
     pub completed: bool,
 }
 
 impl StreamCompleted {
+    /// Emits the event (in `span`, where it takes one).
     pub fn emit(&self, stream: &Span) {
         let _in = stream.enter();
         if self.completed {
@@ -262,13 +282,16 @@ impl StreamCompleted {
 /// States the destination echoed were persisted. `stream` is `None` for a
 /// GLOBAL or LEGACY state (emitted in the write's span).
 pub struct StateCommitted<'a> {
+    /// The stream, when the state names one.
     pub stream: Option<&'a StreamDescriptor>,
+    /// States persisted together (one echo may confirm several).
     pub states: usize,
     /// Records these states confirmed that were not confirmed before.
     pub records: u64,
 }
 
 impl StateCommitted<'_> {
+    /// Emits the event (in `span`, where it takes one).
     pub fn emit(&self, span: &Span) {
         let _in = span.enter();
         tracing::debug!(
@@ -290,6 +313,7 @@ impl StateCommitted<'_> {
 /// Records of a stream became confirmed: by an echoed, persisted state, or by the
 /// destination's clean completion.
 pub struct RecordsConfirmed {
+    /// Records confirmed now.
     pub count: u64,
     /// The stream's confirmed records so far.
     pub total: u64,
@@ -298,6 +322,7 @@ pub struct RecordsConfirmed {
 }
 
 impl RecordsConfirmed {
+    /// Emits the event (in `span`, where it takes one).
     pub fn emit(&self, stream: &Span) {
         let _in = stream.enter();
         tracing::debug!(
@@ -317,8 +342,11 @@ impl RecordsConfirmed {
 /// (an Airbyte LOG message's, or a component's log call's); `None` for plain
 /// stderr text, emitted at INFO.
 pub struct ConnectorLog<'a> {
+    /// The connector's name.
     pub connector: &'a str,
+    /// Its level, when it gave one.
     pub level: Option<LogLevel>,
+    /// The text, masked.
     pub message: &'a str,
 }
 
@@ -334,6 +362,7 @@ impl ConnectorLog<'_> {
         }
     }
 
+    /// Emits the event (in `span`, where it takes one).
     pub fn emit(&self, span: &Span) {
         // The level of an event is part of its static callsite: one call per level.
         macro_rules! at {
@@ -361,12 +390,16 @@ impl ConnectorLog<'_> {
 
 /// A connector's TRACE ERROR, already masked.
 pub struct ConnectorError<'a> {
+    /// The connector's name.
     pub connector: &'a str,
+    /// Who is to blame, as the connector reported it.
     pub failure_type: Option<&'a dyn std::fmt::Debug>,
+    /// The text, masked.
     pub message: &'a str,
 }
 
 impl ConnectorError<'_> {
+    /// Emits the event (in `span`, where it takes one).
     pub fn emit(&self, span: &Span) {
         let _in = span.enter();
         tracing::error!(
