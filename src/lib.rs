@@ -12,6 +12,7 @@ pub mod executor;
 pub mod fuzzing;
 pub mod protocol;
 pub mod registry;
+pub mod remedy;
 pub mod state;
 pub mod write;
 

@@ -32,7 +32,8 @@ use crate::protocol::{
 };
 
 pub use diagnostics::{Diagnostics, LogTail};
-pub use error::{ExecutorError, FailureReason};
+pub use crate::remedy::Remedy;
+pub use error::{ExecutorError, ExecutorErrorKind, FailureReason, RunError, SandboxLimit};
 
 /// What a connector is asked to do: the Airbyte CLI commands.
 #[derive(Debug, Clone)]
@@ -156,7 +157,7 @@ impl Session {
 
     /// A session whose exit is a spawned task's result, its error masked with
     /// `secrets`; a task that panicked or was cancelled becomes an
-    /// [`ExecutorError::Internal`] naming `connector`.
+    /// an internal [`ExecutorError`] naming `connector`.
     pub(crate) fn from_task(
         connector: &str,
         secrets: SecretMask,
@@ -345,10 +346,12 @@ async fn collect_first(
     match (found, exit) {
         (Some(payload), _) => Ok(payload),
         (None, Err(error)) => Err(error),
-        (None, Ok(())) => Err(ExecutorError::MissingOutput {
-            connector: connector.to_owned(),
-            expected: wanted.as_str(),
-            log_tail: diagnostics.tail(),
-        }),
+        (None, Ok(())) => Err(ExecutorError::new(
+            connector,
+            RunError::MissingOutput {
+                expected: wanted.as_str(),
+                log_tail: diagnostics.tail(),
+            },
+        )),
     }
 }

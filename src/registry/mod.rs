@@ -88,7 +88,9 @@ pub fn plugins_dir() -> PathBuf {
 /// Resolves `name` to an executor, trying each way in order.
 ///
 /// # Errors
-/// [`ExecutorError::NotFound`] listing everything tried.
+/// An [`ExecutorError`] of kind
+/// [`NotFound`](crate::executor::ExecutorErrorKind::NotFound) listing everything
+/// tried.
 pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor>, ExecutorError> {
     if let Some(path) = &options.local_executable {
         return Ok(Box::new(process_executor(name, path.clone(), options)));
@@ -149,7 +151,7 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
         )));
     }
     tried.push(format!(
-        "a pip-installed venv at {} (pass --install to install airbyte-{name})",
+        "a pip-installed venv at {} (installing missing connectors would install airbyte-{name})",
         venv.display()
     ));
     Ok(Box::new(
@@ -222,7 +224,8 @@ mod tests {
             .find("Docker image airbyte/destination-that-does-not-exist-anywhere:latest")
             .expect("Docker tried");
         assert!(builtin < folder && folder < path && path < docker, "{text}");
-        assert!(text.contains("--wasm PATH"), "{text}");
+        assert_eq!(err.remedy(), Some(crate::remedy::Remedy::LocateConnector));
+        assert!(text.contains("component file"), "{text}");
     }
 
     #[test]
