@@ -102,7 +102,8 @@ async fn a_guest_that_loops_forever_hits_the_idle_timeout() {
         "{text}"
     );
     assert!(
-        text.contains("idle timeout of 1s") && text.contains("fix: raise the sandbox's idle timeout"),
+        text.contains("idle timeout of 1s")
+            && text.contains("fix: raise the sandbox's idle timeout"),
         "{text}"
     );
     assert_eq!(err.remedy(), Some(Remedy::RaiseIdleTimeout));
@@ -118,7 +119,8 @@ async fn a_guest_that_loops_forever_hits_the_run_deadline() {
     let err = attack_error(&sb, "loop", policy).await;
     let text = err.to_string();
     assert!(
-        text.contains("run deadline of 1s") && text.contains("fix: raise the sandbox's run deadline"),
+        text.contains("run deadline of 1s")
+            && text.contains("fix: raise the sandbox's run deadline"),
         "{text}"
     );
     assert_eq!(err.remedy(), Some(Remedy::RaiseDeadline));
@@ -136,7 +138,8 @@ async fn a_guest_that_grows_memory_without_bound_hits_the_memory_limit() {
     .await;
     let text = err.to_string();
     assert!(
-        text.contains("memory limit of 64 MiB") && text.contains("fix: raise the sandbox's memory limit"),
+        text.contains("memory limit of 64 MiB")
+            && text.contains("fix: raise the sandbox's memory limit"),
         "{text}"
     );
     assert_eq!(err.remedy(), Some(Remedy::RaiseMemoryLimit));

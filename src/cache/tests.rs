@@ -102,10 +102,7 @@ fn a_cache_of_an_older_format_is_refused_with_the_fix() {
             && text.contains("another cache file"),
         "{text}"
     );
-    assert_eq!(
-        error.remedy(),
-        Some(crate::remedy::Remedy::UseAnotherCache)
-    );
+    assert_eq!(error.remedy(), Some(crate::remedy::Remedy::UseAnotherCache));
 }
 
 #[test]

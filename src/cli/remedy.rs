@@ -30,9 +30,9 @@ pub(crate) fn flag_hint(remedy: &Remedy) -> String {
         Remedy::RaiseLogLimit => {
             "raise it with --max-log-mib MIB (or max_log_mib in the --policy file)".into()
         }
-        Remedy::AllowNet { endpoint } => format!(
-            "--allow-net {endpoint} (or allow_net = [\"{endpoint}\"] in the --policy file)"
-        ),
+        Remedy::AllowNet { endpoint } => {
+            format!("--allow-net {endpoint} (or allow_net = [\"{endpoint}\"] in the --policy file)")
+        }
         Remedy::CheckExecutablePath { path } => format!(
             "check the path given to --local-executable ({}), or install the connector",
             path.display()
@@ -94,6 +94,9 @@ pub(crate) fn remedy_in(error: &anyhow::Error) -> Option<Remedy> {
         }
         if let Some(e) = link.downcast_ref::<WriteError>() {
             return write_remedy(&e.cause);
+        }
+        if let Some(e) = link.downcast_ref::<WriteFailure>() {
+            return write_remedy(e);
         }
         if let Some(e) = link.downcast_ref::<SyncError>() {
             return match e {
@@ -228,7 +231,11 @@ mod tests {
     #[test]
     fn locate_connector_names_each_way() {
         let text = hint(Remedy::LocateConnector);
-        for flag in ["--wasm PATH", "--local-executable PATH", "--docker-image IMAGE"] {
+        for flag in [
+            "--wasm PATH",
+            "--local-executable PATH",
+            "--docker-image IMAGE",
+        ] {
             assert!(text.contains(flag), "{text}");
         }
     }
@@ -271,7 +278,19 @@ mod tests {
         );
         let error = anyhow::Error::from(SourceError::Executor(inner));
         let line = fix_line(&error).expect("a fix");
-        assert!(line.starts_with("fix: raise it with --memory-limit"), "{line}");
+        assert!(
+            line.starts_with("fix: raise it with --memory-limit"),
+            "{line}"
+        );
+        let refused = ExecutorError::new(
+            "d",
+            crate::executor::process::ProcessError::NotFound {
+                path: "/opt/d".into(),
+            },
+        );
+        let error = anyhow::Error::from(WriteFailure::Destination(refused));
+        let line = fix_line(&error).expect("a fix");
+        assert!(line.contains("--local-executable (/opt/d)"), "{line}");
         let none = anyhow::anyhow!("no remedy here");
         assert_eq!(fix_line(&none), None);
     }

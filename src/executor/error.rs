@@ -197,7 +197,7 @@ pub enum RunError {
     #[error("was refused {}: {}\nfix: {}{log_tail}", refusal.what, refusal.rule, refusal.fix)]
     NetworkRefused {
         /// What was refused, the rule, and the fix.
-        refusal: Refusal,
+        refusal: Box<Refusal>,
         /// Its last log lines.
         log_tail: LogTail,
     },
@@ -545,9 +545,10 @@ mod tests {
     }
 
     /// One of every error of every layer, each carrying `cause` in the one text
-    /// field it has, where it has one.
+    /// field it has, where it has one (its log tail counts as one only when it has
+    /// no other).
     fn every_error(cause: &str) -> Vec<ExecutorError> {
-        let tail = || LogTail(vec![format!("log: {cause}")]);
+        let tail = || LogTail(vec!["log: the last line".to_owned()]);
         let kinds: Vec<ExecutorErrorKind> = vec![
             RunError::ConnectorFailed {
                 reason: FailureReason::ExitCode(1),
@@ -567,7 +568,7 @@ mod tests {
             .into(),
             RunError::StoppedReading {
                 stalled_secs: 3,
-                log_tail: tail(),
+                log_tail: LogTail(vec![format!("log: {cause}")]),
             }
             .into(),
             RunError::MissingOutput {
@@ -589,7 +590,7 @@ mod tests {
             }
             .into(),
             RunError::NetworkRefused {
-                refusal: Refusal {
+                refusal: Box::new(Refusal {
                     what: format!("a connection to {cause}"),
                     rule: "no network grant covers it (granted: none)".into(),
                     fix: Remedy::AllowNet {
@@ -599,7 +600,7 @@ mod tests {
                     remedy: Some(Remedy::AllowNet {
                         endpoint: "10.0.0.5:5433".into(),
                     }),
-                },
+                }),
                 log_tail: tail(),
             }
             .into(),
@@ -650,7 +651,7 @@ mod tests {
             PipError::InstallFailed {
                 package: "airbyte-x".into(),
                 step: "pip install",
-                log_tail: tail(),
+                log_tail: LogTail(vec![format!("pip: {cause}")]),
             }
             .into(),
             PipError::NotInstalled {
@@ -720,7 +721,10 @@ mod tests {
                 SandboxLimit::Memory { limit_bytes: 1 },
                 Remedy::RaiseMemoryLimit,
             ),
-            (SandboxLimit::IdleTimeout { secs: 1 }, Remedy::RaiseIdleTimeout),
+            (
+                SandboxLimit::IdleTimeout { secs: 1 },
+                Remedy::RaiseIdleTimeout,
+            ),
             (SandboxLimit::Deadline { secs: 1 }, Remedy::RaiseDeadline),
             (
                 SandboxLimit::Output { limit_bytes: 1 },
@@ -731,12 +735,7 @@ mod tests {
             assert_eq!(remedy(violation(limit).into()), Some(expected));
         }
         assert_eq!(
-            remedy(
-                ProcessError::NotFound {
-                    path: "/x".into()
-                }
-                .into()
-            ),
+            remedy(ProcessError::NotFound { path: "/x".into() }.into()),
             Some(Remedy::CheckExecutablePath { path: "/x".into() })
         );
         assert_eq!(

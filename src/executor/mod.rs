@@ -31,8 +31,8 @@ use crate::protocol::{
     LineBatch, MessageType, OutputLine, Payload, classify_output,
 };
 
-pub use diagnostics::{Diagnostics, LogTail};
 pub use crate::remedy::Remedy;
+pub use diagnostics::{Diagnostics, LogTail};
 pub use error::{ExecutorError, ExecutorErrorKind, FailureReason, RunError, SandboxLimit};
 
 /// What a connector is asked to do: the Airbyte CLI commands.

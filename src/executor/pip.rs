@@ -19,7 +19,10 @@ use crate::remedy::Remedy;
 #[derive(Debug, thiserror::Error)]
 pub enum PipError {
     /// Installing the connector failed.
-    #[error("installing {package} failed while {step}{log_tail}\nfix: {}", Remedy::CheckPipPackage)]
+    #[error(
+        "installing {package} failed while {step}{log_tail}\nfix: {}",
+        Remedy::CheckPipPackage
+    )]
     InstallFailed {
         /// The pip requirement or URL.
         package: String,

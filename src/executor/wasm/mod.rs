@@ -293,7 +293,7 @@ impl Guard {
         ExecutorError::new(
             &self.connector,
             RunError::NetworkRefused {
-                refusal,
+                refusal: Box::new(refusal),
                 log_tail: self.diagnostics.tail(),
             },
         )
