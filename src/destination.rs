@@ -28,8 +28,19 @@ pub enum DestinationError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A config is needed and none was given.
-    #[error("no config was given for {0}; pass --config (CLI) or .config(..) (library)")]
+    #[error("no config was given for {0}\nfix: give the destination a config (.config(..))")]
     NoConfig(String),
+}
+
+impl DestinationError {
+    /// How to fix it, when the library knows.
+    pub fn remedy(&self) -> Option<crate::remedy::Remedy> {
+        match self {
+            Self::Executor(e) => e.remedy(),
+            Self::NoConfig(_) => Some(crate::remedy::Remedy::GiveDestinationConfig),
+            Self::Config(_) => None,
+        }
+    }
 }
 
 /// Starts building a destination by name, as PyAirbyte's `get_destination`.
@@ -66,7 +77,9 @@ impl ConnectorBuilder<Destination> {
     /// Resolves the connector.
     ///
     /// # Errors
-    /// [`ExecutorError::NotFound`] when no backend has it.
+    /// An [`ExecutorError`] of kind
+    /// [`NotFound`](crate::executor::ExecutorErrorKind::NotFound) when no backend
+    /// has it.
     pub fn build(self) -> Result<Destination, DestinationError> {
         let executor = registry::resolve(&self.name, &self.options)?;
         let local_root = self

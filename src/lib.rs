@@ -24,6 +24,7 @@
 //! `airlock = { default-features = false, features = ["wasm"] }`.
 
 pub mod home;
+pub mod remedy;
 pub mod protocol;
 pub mod config;
 pub mod events;

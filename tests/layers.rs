@@ -13,6 +13,7 @@ use crate::support::root;
 /// Layer of each top-level library module, lowest first.
 const LAYERS: &[(&str, u8)] = &[
     ("home", 0),
+    ("remedy", 0),
     ("protocol", 1),
     ("config", 2),
     ("events", 2),

@@ -86,9 +86,11 @@ fn a_granted_address_is_reached_and_no_other() {
         assert!(run.stdout.contains("denied"), "{label}: {}", run.stdout);
         let refused = format!("sandbox: refused a connection to 127.0.0.1:{other}");
         assert!(run.stderr.contains(&refused), "{label}: {}", run.stderr);
+        // A failed check prints no error, only the refusal's warning, in the
+        // library's words (the policy key, not the flag).
         assert!(
             run.stderr
-                .contains(&format!("fix: --allow-net 127.0.0.1:{other}")),
+                .contains(&format!("fix: grant TCP to 127.0.0.1:{other}")),
             "{label}: {}",
             run.stderr
         );

@@ -339,14 +339,15 @@ fn a_connection_that_was_not_granted_is_refused_and_named() {
     // No derived grant and none given: nothing may be reached.
     let (all, _) = check(&sb, &config, &["--no-derived-net"]);
     assert!(all.contains(&grant), "the address is named: {all}");
+    // The refusal's warning names the fix in the library's words.
     assert!(
-        all.contains(&format!("--allow-net {grant}")),
+        all.contains(&format!("grant TCP to {grant}")),
         "the fix is named: {all}"
     );
 
     // A grant of another port does not reach this one.
     let (all, _) = check(&sb, &config, &["--allow-net", "127.0.0.1:1"]);
-    assert!(all.contains(&format!("--allow-net {grant}")), "{all}");
+    assert!(all.contains(&format!("grant TCP to {grant}")), "{all}");
 
     // The exact grant works.
     let (all, stdout) = check(&sb, &config, &["--no-derived-net", "--allow-net", &grant]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use airlock::config::SecretMask;
 use airlock::executor::sandbox::SandboxPolicy;
 use airlock::executor::wasm::{WasmExecutor, WasmSource};
-use airlock::executor::{Executor, ExecutorError};
+use airlock::executor::{Executor, ExecutorError, ExecutorErrorKind, Remedy, RunError};
 use airlock::protocol::ConnectionStatus;
 use serde_json::json;
 
@@ -95,13 +95,18 @@ async fn a_guest_that_loops_forever_hits_the_idle_timeout() {
     .await;
     let text = err.to_string();
     assert!(
-        matches!(err, ExecutorError::SandboxViolation { .. }),
+        matches!(
+            err.kind(),
+            ExecutorErrorKind::Run(RunError::SandboxViolation { .. })
+        ),
         "{text}"
     );
     assert!(
-        text.contains("idle timeout of 1s") && text.contains("--idle-timeout"),
+        text.contains("idle timeout of 1s")
+            && text.contains("fix: raise the sandbox's idle timeout"),
         "{text}"
     );
+    assert_eq!(err.remedy(), Some(Remedy::RaiseIdleTimeout));
     host_still_works(&sb).await;
 }
 
@@ -111,28 +116,33 @@ async fn a_guest_that_loops_forever_hits_the_run_deadline() {
     let policy = SandboxPolicy::new()
         .idle_timeout(Duration::from_secs(100))
         .deadline(Duration::from_secs(1));
-    let text = attack_error(&sb, "loop", policy).await.to_string();
+    let err = attack_error(&sb, "loop", policy).await;
+    let text = err.to_string();
     assert!(
-        text.contains("run deadline of 1s") && text.contains("--deadline"),
+        text.contains("run deadline of 1s")
+            && text.contains("fix: raise the sandbox's run deadline"),
         "{text}"
     );
+    assert_eq!(err.remedy(), Some(Remedy::RaiseDeadline));
     host_still_works(&sb).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_that_grows_memory_without_bound_hits_the_memory_limit() {
     let sb = Sandbox::new();
-    let text = attack_error(
+    let err = attack_error(
         &sb,
         "memory",
         SandboxPolicy::new().memory_limit_bytes(64 * 1024 * 1024),
     )
-    .await
-    .to_string();
+    .await;
+    let text = err.to_string();
     assert!(
-        text.contains("memory limit") && text.contains("--memory-limit"),
+        text.contains("memory limit of 64 MiB")
+            && text.contains("fix: raise the sandbox's memory limit"),
         "{text}"
     );
+    assert_eq!(err.remedy(), Some(Remedy::RaiseMemoryLimit));
     host_still_works(&sb).await;
 }
 
@@ -140,7 +150,10 @@ async fn a_guest_that_grows_memory_without_bound_hits_the_memory_limit() {
 async fn a_guest_that_recurses_without_bound_traps_cleanly() {
     let sb = Sandbox::new();
     let err = attack_error(&sb, "recurse", SandboxPolicy::new()).await;
-    assert!(matches!(err, ExecutorError::Trap { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), ExecutorErrorKind::Run(RunError::Trap { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("call stack exhausted"), "{err}");
     host_still_works(&sb).await;
 }
@@ -149,13 +162,13 @@ async fn a_guest_that_recurses_without_bound_traps_cleanly() {
 async fn a_guest_that_floods_logs_or_stdout_hits_the_log_cap() {
     let sb = Sandbox::new();
     for attack in ["flood_log", "flood_stdout"] {
-        let text = attack_error(&sb, attack, SandboxPolicy::new().max_log_bytes(1024 * 1024))
-            .await
-            .to_string();
+        let err = attack_error(&sb, attack, SandboxPolicy::new().max_log_bytes(1024 * 1024)).await;
+        let text = err.to_string();
         assert!(
-            text.contains("log cap") && text.contains("--max-log-mib"),
+            text.contains("log cap of 1 MiB") && text.contains("fix: raise the sandbox's log cap"),
             "{attack}: {text}"
         );
+        assert_eq!(err.remedy(), Some(Remedy::RaiseLogLimit), "{attack}");
         host_still_works(&sb).await;
     }
 }

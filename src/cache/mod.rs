@@ -56,8 +56,8 @@ pub enum CacheError {
     /// The cache was written by an older airlock, in a format this one does not read.
     #[error(
         "cache {} is in format {found}, older than this airlock's format {supported}; \
-         delete it (everything in it can be read again from the source) or pass \
-         --cache-path to use another file", path.display()
+         delete it (everything in it can be read again from the source) or use another \
+         cache file", path.display()
     )]
     OlderFormat {
         /// The cache file.
@@ -70,7 +70,7 @@ pub enum CacheError {
     /// The cache was written by a newer airlock.
     #[error(
         "cache {} is in format {found}, newer than this airlock's format {supported}; \
-         upgrade airlock or pass --cache-path to use another file", path.display()
+         upgrade airlock or use another cache file", path.display()
     )]
     NewerFormat {
         /// The cache file.
@@ -83,7 +83,7 @@ pub enum CacheError {
     /// The file is a database, but not an airlock cache.
     #[error(
         "{} is not an airlock cache (it is another SQLite database); \
-         pass --cache-path with a new or an airlock cache file", path.display()
+         use a new or an airlock cache file instead", path.display()
     )]
     Foreign {
         /// The file.
@@ -116,6 +116,18 @@ pub enum CacheError {
         /// The cached streams.
         available: Vec<String>,
     },
+}
+
+impl CacheError {
+    /// How to fix it, when using another cache file would.
+    pub fn remedy(&self) -> Option<crate::remedy::Remedy> {
+        match self {
+            Self::OlderFormat { .. } | Self::NewerFormat { .. } | Self::Foreign { .. } => {
+                Some(crate::remedy::Remedy::UseAnotherCache)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a message row is.

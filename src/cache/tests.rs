@@ -97,9 +97,12 @@ fn a_cache_of_an_older_format_is_refused_with_the_fix() {
         "{text}"
     );
     assert!(
-        text.contains("format 0") && text.contains("delete it") && text.contains("--cache-path"),
+        text.contains("format 0")
+            && text.contains("delete it")
+            && text.contains("another cache file"),
         "{text}"
     );
+    assert_eq!(error.remedy(), Some(crate::remedy::Remedy::UseAnotherCache));
 }
 
 #[test]

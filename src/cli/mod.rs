@@ -11,6 +11,7 @@ mod args;
 mod commands;
 mod logging;
 mod progress;
+mod remedy;
 mod report;
 mod scaffold;
 
@@ -48,7 +49,7 @@ pub(crate) fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("airlock: {:#}", failure.error);
+            eprintln!("airlock: {}", report::error_text(&failure.error));
             ExitCode::from(failure.code)
         }
     }

@@ -9,6 +9,24 @@ use airlock::sync::{SyncError, SyncResult};
 use airlock::write::{WriteError, WriteFailure, WriteResult};
 
 /// An error with the exit code it maps to.
+/// The text of a failure, printed once: its cause chain, with the library's
+/// `fix:` (in the library's terms: settings and policy keys) replaced by the CLI's
+/// (in flags) where the CLI knows the remedy.
+pub(crate) fn error_text(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    match super::remedy::fix_line(error) {
+        Some(fix) => {
+            let mut lines: Vec<&str> = text
+                .lines()
+                .filter(|line| !line.starts_with("fix: "))
+                .collect();
+            lines.push(&fix);
+            lines.join("\n")
+        }
+        None => text,
+    }
+}
+
 pub(crate) struct Failure {
     pub(crate) error: anyhow::Error,
     pub(crate) code: u8,

@@ -372,7 +372,7 @@ impl Suite<'_> {
             }
             None if readback_is_the_point => not_applicable(format!(
                 "{confirmed}, but the rows cannot be read back: the plugin declares no reader \
-                 (x-airlock-conformance.reader, or --reader)"
+                 (x-airlock-conformance.reader in its spec, or a reader given to the suite)"
             )),
             None => pass(format!("{confirmed} (rows not read back: no reader)")),
         }

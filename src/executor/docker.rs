@@ -9,7 +9,8 @@
 //! environment, no privileges, all capabilities dropped). Every container carries
 //! the label `airlock.managed=true` and is removed when its run ends — on success,
 //! failure, abort or deadline; [`collect_garbage`] removes those a killed host left
-//! behind. Nothing outside this module sees a container id.
+//! behind. [`DockerError`] is what the engine or the image can get wrong. Nothing
+//! outside this module sees a container id.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
@@ -32,8 +33,64 @@ use super::sandbox::SandboxPolicy;
 use super::stdio::{
     Ended, FeedOutcome, exit_result, feed_stdin, joined_or_internal, pump_stderr, pump_stdout,
 };
-use super::{Diagnostics, Executor, ExecutorError, FailureReason, Invocation, Session};
+use super::{
+    Diagnostics, Executor, ExecutorError, ExecutorErrorKind, FailureReason, Invocation, RunError,
+    Session,
+};
 use crate::protocol::DEFAULT_MAX_LINE_BYTES;
+use crate::remedy::Remedy;
+
+/// The Docker backend could not run the image.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// The Docker engine cannot be reached.
+    #[error(
+        "cannot reach the Docker engine ({endpoint}): {reason}\nfix: {}",
+        Remedy::StartDocker
+    )]
+    Unreachable {
+        /// Where airlock looked.
+        endpoint: String,
+        /// The client's error.
+        reason: String,
+    },
+
+    /// The image is not available.
+    #[error(
+        "image {image} is not available: {reason}\nfix: {}",
+        Remedy::ProvideImage { image: image.clone() }
+    )]
+    ImageMissing {
+        /// The image reference.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The Docker engine refused or failed a request.
+    #[error("Docker {action} failed for image {image}: {reason}")]
+    Api {
+        /// The image.
+        image: String,
+        /// What airlock asked.
+        action: &'static str,
+        /// The engine's answer.
+        reason: String,
+    },
+}
+
+impl DockerError {
+    /// How to fix it, when the library knows.
+    pub fn remedy(&self) -> Option<Remedy> {
+        match self {
+            Self::Unreachable { .. } => Some(Remedy::StartDocker),
+            Self::ImageMissing { image, .. } => Some(Remedy::ProvideImage {
+                image: image.clone(),
+            }),
+            Self::Api { .. } => None,
+        }
+    }
+}
 
 /// The label every airlock container carries.
 pub const MANAGED_LABEL: &str = "airlock.managed";
@@ -111,12 +168,16 @@ fn endpoint() -> String {
 /// negotiates the API version.
 ///
 /// # Errors
-/// [`ExecutorError::DockerUnreachable`].
+/// [`DockerError::Unreachable`].
 pub async fn connect(connector: &str) -> Result<Docker, ExecutorError> {
-    let unreachable = |reason: String| ExecutorError::DockerUnreachable {
-        connector: connector.to_owned(),
-        endpoint: endpoint(),
-        reason,
+    let unreachable = |reason: String| {
+        ExecutorError::new(
+            connector,
+            DockerError::Unreachable {
+                endpoint: endpoint(),
+                reason,
+            },
+        )
     };
     let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
     let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
@@ -232,19 +293,16 @@ impl DockerExecutor {
 
     /// Turns "no engine" or "no image" into "no connector found" for a fallback.
     fn explain(&self, error: ExecutorError) -> ExecutorError {
-        match (&self.fallback_for, &error) {
+        match (&self.fallback_for, error.kind()) {
             (
                 Some(tried),
-                ExecutorError::DockerUnreachable { .. } | ExecutorError::ImageMissing { .. },
+                ExecutorErrorKind::Docker(
+                    DockerError::Unreachable { .. } | DockerError::ImageMissing { .. },
+                ),
             ) => {
                 let mut tried = tried.clone();
                 tried.push(format!("the Docker image {}: {error}", self.image));
-                ExecutorError::NotFound {
-                    name: self.name.clone(),
-                    tried,
-                    hint: "pass --wasm PATH, --local-executable PATH or --docker-image IMAGE, put NAME.wasm in \
-                           the plugins folder, or put the connector's executable on PATH",
-                }
+                ExecutorError::new(&self.name, ExecutorErrorKind::NotFound { tried })
             }
             _ => error,
         }
@@ -276,11 +334,15 @@ impl DockerExecutor {
         &self,
         action: &'static str,
     ) -> impl Fn(bollard::errors::Error) -> ExecutorError + '_ {
-        move |e| ExecutorError::Docker {
-            connector: self.connector.clone(),
-            image: self.image.clone(),
-            action,
-            reason: e.to_string(),
+        move |e| {
+            ExecutorError::new(
+                &self.connector,
+                DockerError::Api {
+                    image: self.image.clone(),
+                    action,
+                    reason: e.to_string(),
+                },
+            )
         }
     }
 
@@ -295,11 +357,13 @@ impl DockerExecutor {
                 status_code: 404, ..
             }) => {
                 if !self.options.install_if_missing {
-                    return Err(ExecutorError::ImageMissing {
-                        connector: self.connector.clone(),
-                        image: self.image.clone(),
-                        reason: "it is not present in the local engine".into(),
-                    });
+                    return Err(ExecutorError::new(
+                        &self.connector,
+                        DockerError::ImageMissing {
+                            image: self.image.clone(),
+                            reason: "it is not present in the local engine".into(),
+                        },
+                    ));
                 }
                 self.pull(docker).await?;
                 docker
@@ -319,11 +383,13 @@ impl DockerExecutor {
         let mut progress = docker.create_image(Some(options), None, None);
         while let Some(step) = progress.next().await {
             if let Err(e) = step {
-                return Err(ExecutorError::ImageMissing {
-                    connector: self.connector.clone(),
-                    image: self.image.clone(),
-                    reason: format!("pulling it failed: {e}"),
-                });
+                return Err(ExecutorError::new(
+                    &self.connector,
+                    DockerError::ImageMissing {
+                        image: self.image.clone(),
+                        reason: format!("pulling it failed: {e}"),
+                    },
+                ));
             }
         }
         Ok(())
@@ -410,11 +476,7 @@ impl Executor for DockerExecutor {
             .map_err(|e| self.explain(e))?;
         let io_error = |context: &'static str| {
             let connector = self.connector.clone();
-            move |source: std::io::Error| ExecutorError::Io {
-                connector,
-                context,
-                source,
-            }
+            move |source: std::io::Error| ExecutorError::io(connector, context, source)
         };
         let job = JobFolder::write(&invocation).map_err(io_error("writing the job folder"))?;
         let image_user = image.config.and_then(|c| c.user).unwrap_or_default();
@@ -608,15 +670,17 @@ impl Executor for DockerExecutor {
             };
             remove(docker, id).await;
             if oom {
-                return Err(ExecutorError::ConnectorFailed {
+                return Err(ExecutorError::new(
                     connector,
-                    reason: FailureReason::OutOfMemory {
-                        limit_bytes: memory_limit,
+                    RunError::ConnectorFailed {
+                        reason: FailureReason::OutOfMemory {
+                            limit_bytes: memory_limit,
+                        },
+                        failure_type: None,
+                        message: None,
+                        log_tail: diagnostics.tail(),
                     },
-                    failure_type: None,
-                    message: None,
-                    log_tail: diagnostics.tail(),
-                });
+                ));
             }
             let ended = match code {
                 Some(code) => Ended::Code(code as i32),

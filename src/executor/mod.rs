@@ -34,8 +34,9 @@ use crate::protocol::{
     LineBatch, MessageType, OutputLine, Payload, classify_output,
 };
 
+pub use crate::remedy::Remedy;
 pub use diagnostics::{Diagnostics, LogTail};
-pub use error::{ExecutorError, FailureReason};
+pub use error::{ExecutorError, ExecutorErrorKind, FailureReason, RunError, SandboxLimit};
 
 /// Stops everything a connector was started as that could outlive this process
 /// (today: the Docker containers of this process's runs). Call it when giving up
@@ -167,7 +168,7 @@ impl Session {
 
     /// A session whose exit is a spawned task's result, its error masked with
     /// `secrets`; a task that panicked or was cancelled becomes an
-    /// [`ExecutorError::Internal`] naming `connector`.
+    /// an internal [`ExecutorError`] naming `connector`.
     pub(crate) fn from_task(
         connector: &str,
         secrets: SecretMask,
@@ -356,10 +357,12 @@ async fn collect_first(
     match (found, exit) {
         (Some(payload), _) => Ok(payload),
         (None, Err(error)) => Err(error),
-        (None, Ok(())) => Err(ExecutorError::MissingOutput {
-            connector: connector.to_owned(),
-            expected: wanted.as_str(),
-            log_tail: diagnostics.tail(),
-        }),
+        (None, Ok(())) => Err(ExecutorError::new(
+            connector,
+            RunError::MissingOutput {
+                expected: wanted.as_str(),
+                log_tail: diagnostics.tail(),
+            },
+        )),
     }
 }

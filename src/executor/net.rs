@@ -5,14 +5,28 @@
 //! `x-airlock-endpoints` and a config ([`derive_grants`]), resolving them on the
 //! host ([`resolve`]), and the rule every socket address a guest uses is held to
 //! ([`ResolvedGrants::check`]). It opens no sockets; it runs a connector only to
-//! read its spec ([`grants_for_run`]). The WASM backend applies the rule, the
-//! Docker backend maps grants onto a container as well as Docker can.
+//! read its spec ([`grants_for_run`]), and [`GrantError`] (a grant that cannot be
+//! used). The WASM backend applies the rule, the Docker backend maps grants onto
+//! a container as well as Docker can.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use serde_json::Value;
+
+use crate::remedy::Remedy;
+
+/// A network grant cannot be used: its name does not resolve, or the config
+/// names an endpoint badly.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct GrantError {
+    /// What is wrong, naming the grant or the config's field.
+    pub reason: String,
+    /// How to fix it, when a grant would.
+    pub remedy: Option<Remedy>,
+}
 
 /// One grant: the connector may connect to `host` on `port`. `host` is a name
 /// or an IP address; a name is resolved by the host, and the connector may
@@ -260,8 +274,21 @@ pub struct Refusal {
     pub what: String,
     /// The rule it broke.
     pub rule: String,
-    /// How to allow it, if it can be allowed.
+    /// How to allow it, in words; says why not when it cannot be allowed.
     pub fix: String,
+    /// How to allow it, as data, when it can be allowed.
+    pub remedy: Option<Remedy>,
+}
+
+impl Refusal {
+    fn allow(what: String, rule: String, remedy: Remedy) -> Self {
+        Self {
+            what,
+            rule,
+            fix: remedy.to_string(),
+            remedy: Some(remedy),
+        }
+    }
 }
 
 impl ResolvedGrants {
@@ -313,13 +340,13 @@ impl ResolvedGrants {
                 if self.grants.iter().any(|g| g.addrs.contains(&addr)) {
                     Ok(())
                 } else {
-                    Err(Refusal {
-                        what: format!("a connection to {addr}"),
-                        rule: format!("no network grant covers it ({granted})"),
-                        fix: format!(
-                            "--allow-net {addr} (or allow_net = [\"{addr}\"] in the policy file)"
-                        ),
-                    })
+                    Err(Refusal::allow(
+                        format!("a connection to {addr}"),
+                        format!("no network grant covers it ({granted})"),
+                        Remedy::AllowNet {
+                            endpoint: addr.to_string(),
+                        },
+                    ))
                 }
             }
             // The implicit bind before a connect: harmless alone (no listening),
@@ -329,11 +356,13 @@ impl ResolvedGrants {
                 what: format!("listening on {addr}"),
                 rule: "plugins may connect out only, never listen".into(),
                 fix: "none: a destination has no need to accept connections".into(),
+                remedy: None,
             }),
             SocketUse::Udp => Err(Refusal {
                 what: format!("a UDP datagram to or from {addr}"),
                 rule: "network grants are for TCP only".into(),
                 fix: "none: only TCP can be granted".into(),
+                remedy: None,
             }),
         }
     }
@@ -353,14 +382,16 @@ impl ResolvedGrants {
         {
             return Ok(());
         }
-        Err(Refusal {
-            what: format!("a name lookup of {name}"),
-            rule: format!(
+        Err(Refusal::allow(
+            format!("a name lookup of {name}"),
+            format!(
                 "only granted names may be looked up (granted: {})",
                 self.describe()
             ),
-            fix: format!("--allow-net {name}:PORT for the port it must reach"),
-        })
+            Remedy::AllowNet {
+                endpoint: format!("{bare}:PORT"),
+            },
+        ))
     }
 }
 
@@ -411,17 +442,22 @@ pub async fn resolve(grants: &[NetGrant]) -> Result<ResolvedGrants, String> {
 /// network: db:5432 (from the config's host and port)").
 ///
 /// # Errors
-/// [`ExecutorError::BadGrant`] when a grant does not resolve or the config
-/// names an endpoint badly; the spec's error when it cannot be read.
+/// A [`GrantError`] when a grant does not resolve or the config names an
+/// endpoint badly; the spec's error when it cannot be read.
 pub async fn grants_for_run(
     executor: &(dyn crate::executor::Executor + '_),
     policy: &crate::executor::sandbox::SandboxPolicy,
     invocation: &crate::executor::Invocation,
     spec: &tokio::sync::OnceCell<Value>,
 ) -> Result<ResolvedGrants, crate::executor::ExecutorError> {
-    let bad = |reason: String| crate::executor::ExecutorError::BadGrant {
-        connector: executor.connector().to_owned(),
-        reason,
+    let bad = |reason: String| {
+        crate::executor::ExecutorError::new(
+            executor.connector(),
+            GrantError {
+                reason,
+                remedy: None,
+            },
+        )
     };
     if policy.network_allowed() {
         return Ok(ResolvedGrants::default());
@@ -439,9 +475,16 @@ pub async fn grants_for_run(
         })
         .await?;
     let derived = derive_grants(spec, config).map_err(|e| {
-        bad(format!(
-            "{e}; fix the config, or grant the address yourself with --allow-net HOST:PORT"
-        ))
+        let remedy = Remedy::AllowNet {
+            endpoint: "HOST:PORT".into(),
+        };
+        crate::executor::ExecutorError::new(
+            executor.connector(),
+            GrantError {
+                reason: format!("{e}\nfix: correct the config, or {remedy}"),
+                remedy: Some(remedy),
+            },
+        )
     })?;
     if derived.is_empty() {
         return Ok(ResolvedGrants::default());
@@ -460,7 +503,7 @@ pub async fn grants_for_run(
         said.push(key);
         tracing::warn!(
             connector = executor.connector(),
-            "granted network: {} (from {}; --no-derived-net turns this off)",
+            "granted network: {} (from {}; derive_net = false in a policy turns this off)",
             d.grant,
             d.from
         );
@@ -520,7 +563,13 @@ mod tests {
             .check(at("127.0.0.1:5433"), SocketUse::TcpConnect)
             .expect_err("another port");
         assert_eq!(refused.what, "a connection to 127.0.0.1:5433");
-        assert!(refused.fix.starts_with("--allow-net 127.0.0.1:5433"));
+        assert_eq!(
+            refused.remedy,
+            Some(Remedy::AllowNet {
+                endpoint: "127.0.0.1:5433".into()
+            })
+        );
+        assert!(!refused.fix.contains("--"), "{}", refused.fix);
         assert!(
             refused.rule.contains("db:5432 (127.0.0.1:5432)"),
             "{}",

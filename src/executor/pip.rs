@@ -3,8 +3,8 @@
 //! PyAirbyte's venv executor does.
 //!
 //! Owns the venv's life: create, install, reuse while the requested package spec is
-//! unchanged, reinstall when it changes, remove on uninstall. Running is the
-//! [`ProcessExecutor`]'s job.
+//! unchanged, reinstall when it changes, remove on uninstall, and [`PipError`] (the
+//! install failed or is missing). Running is the [`ProcessExecutor`]'s job.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +13,50 @@ use tokio::process::Command;
 
 use super::process::ProcessExecutor;
 use super::{Executor, ExecutorError, Invocation, LogTail, Session};
+use crate::remedy::Remedy;
+
+/// The pip backend could not provide the connector.
+#[derive(Debug, thiserror::Error)]
+pub enum PipError {
+    /// Installing the connector failed.
+    #[error(
+        "installing {package} failed while {step}{log_tail}\nfix: {}",
+        Remedy::CheckPipPackage
+    )]
+    InstallFailed {
+        /// The pip requirement or URL.
+        package: String,
+        /// The step that failed.
+        step: &'static str,
+        /// Its last output lines.
+        log_tail: LogTail,
+    },
+
+    /// The connector is not installed, and installing it was not allowed.
+    #[error(
+        "{package} is not installed in {}\nfix: {}",
+        venv.display(),
+        Remedy::InstallConnector { package: package.clone() }
+    )]
+    NotInstalled {
+        /// The pip requirement or URL.
+        package: String,
+        /// Where it would be.
+        venv: PathBuf,
+    },
+}
+
+impl PipError {
+    /// How to fix it.
+    pub fn remedy(&self) -> Option<Remedy> {
+        Some(match self {
+            Self::InstallFailed { .. } => Remedy::CheckPipPackage,
+            Self::NotInstalled { package, .. } => Remedy::InstallConnector {
+                package: package.clone(),
+            },
+        })
+    }
+}
 
 /// The marker recording what a venv was installed with.
 const MARKER: &str = ".airlock-installed";
@@ -103,11 +147,7 @@ impl PipExecutor {
             .args(args)
             .output()
             .await
-            .map_err(|source| ExecutorError::Io {
-                connector: self.connector.clone(),
-                context: what,
-                source,
-            })?;
+            .map_err(|source| ExecutorError::io(&self.connector, what, source))?;
         if output.status.success() {
             return Ok(());
         }
@@ -121,12 +161,14 @@ impl PipExecutor {
             .into_iter()
             .rev()
             .collect();
-        Err(ExecutorError::InstallFailed {
-            connector: self.connector.clone(),
-            package: self.package.clone(),
-            step: what,
-            log_tail: LogTail(tail),
-        })
+        Err(ExecutorError::new(
+            &self.connector,
+            PipError::InstallFailed {
+                package: self.package.clone(),
+                step: what,
+                log_tail: LogTail(tail),
+            },
+        ))
     }
 }
 
@@ -164,32 +206,31 @@ impl Executor for PipExecutor {
         )
         .await?;
         if !self.program().is_file() {
-            return Err(ExecutorError::InstallFailed {
-                connector: self.connector.clone(),
-                package: self.package.clone(),
-                step: "finding the connector's console script",
-                log_tail: LogTail(vec![format!(
-                    "{} does not exist after installing",
-                    self.program().display()
-                )]),
-            });
+            return Err(ExecutorError::new(
+                &self.connector,
+                PipError::InstallFailed {
+                    package: self.package.clone(),
+                    step: "finding the connector's console script",
+                    log_tail: LogTail(vec![format!(
+                        "{} does not exist after installing",
+                        self.program().display()
+                    )]),
+                },
+            ));
         }
-        std::fs::write(self.venv.join(MARKER), &self.package).map_err(|source| ExecutorError::Io {
-            connector: self.connector.clone(),
-            context: "recording the install",
-            source,
-        })
+        std::fs::write(self.venv.join(MARKER), &self.package)
+            .map_err(|source| ExecutorError::io(&self.connector, "recording the install", source))
     }
 
     async fn uninstall(&self) -> Result<(), ExecutorError> {
         match std::fs::remove_dir_all(&self.venv) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(ExecutorError::Io {
-                connector: self.connector.clone(),
-                context: "removing the venv",
+            Err(source) => Err(ExecutorError::io(
+                &self.connector,
+                "removing the venv",
                 source,
-            }),
+            )),
         }
     }
 
@@ -210,15 +251,13 @@ impl Executor for PipExecutor {
     async fn run(&self, invocation: Invocation) -> Result<Session, ExecutorError> {
         if !self.installed() {
             if !self.install_if_missing {
-                return Err(ExecutorError::InstallFailed {
-                    connector: self.connector.clone(),
-                    package: self.package.clone(),
-                    step: "looking for the installed connector",
-                    log_tail: LogTail(vec![format!(
-                        "not installed in {}; pass --install (install_if_missing) or install it first",
-                        self.venv.display()
-                    )]),
-                });
+                return Err(ExecutorError::new(
+                    &self.connector,
+                    PipError::NotInstalled {
+                        package: self.package.clone(),
+                        venv: self.venv.clone(),
+                    },
+                ));
             }
             self.install().await?;
         }

@@ -1,8 +1,9 @@
 //! The process backend: a local executable that speaks the Airbyte CLI.
 //!
 //! Owns spawning the program, the job folder of config and catalog files (mode 0600,
-//! removed when the run ends), and the mapping of exit status to [`ExecutorError`].
-//! It knows nothing of Docker, WASM or the write loop.
+//! removed when the run ends), the mapping of exit status to [`ExecutorError`], and
+//! [`ProcessError`] (the program could not be started). It knows nothing of Docker,
+//! WASM or the write loop.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,42 @@ use super::stdio::{
 };
 use super::{Diagnostics, Executor, ExecutorError, Invocation, Session};
 use crate::protocol::DEFAULT_MAX_LINE_BYTES;
+use crate::remedy::Remedy;
+
+/// The process backend could not start the connector.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The executable does not exist.
+    #[error(
+        "executable {} not found: the file does not exist\nfix: {}",
+        path.display(),
+        Remedy::CheckExecutablePath { path: path.clone() }
+    )]
+    NotFound {
+        /// The path tried.
+        path: PathBuf,
+    },
+
+    /// The executable exists but could not be started.
+    #[error("could not start {}", path.display())]
+    Spawn {
+        /// The program.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ProcessError {
+    /// How to fix it, when the library knows.
+    pub fn remedy(&self) -> Option<Remedy> {
+        match self {
+            Self::NotFound { path } => Some(Remedy::CheckExecutablePath { path: path.clone() }),
+            Self::Spawn { .. } => None,
+        }
+    }
+}
 
 /// Input batches buffered ahead of the connector's stdin.
 const INPUT_QUEUE: usize = 4;
@@ -72,11 +109,7 @@ impl ProcessExecutor {
     }
 
     fn io_error(&self, context: &'static str) -> impl FnOnce(std::io::Error) -> ExecutorError + '_ {
-        move |source| ExecutorError::Io {
-            connector: self.connector.clone(),
-            context,
-            source,
-        }
+        move |source| ExecutorError::io(&self.connector, context, source)
     }
 }
 
@@ -118,16 +151,13 @@ impl Executor for ProcessExecutor {
         // Its own process group, so an abort reaches whatever it started too.
         #[cfg(unix)]
         command.process_group(0);
-        let mut child = command.spawn().map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => ExecutorError::ExecutableNotFound {
-                connector: self.connector.clone(),
-                path: self.program.clone(),
-            },
-            _ => ExecutorError::Spawn {
-                connector: self.connector.clone(),
-                path: self.program.clone(),
-                source,
-            },
+        let mut child = command.spawn().map_err(|source| {
+            let path = self.program.clone();
+            let error = match source.kind() {
+                std::io::ErrorKind::NotFound => ProcessError::NotFound { path },
+                _ => ProcessError::Spawn { path, source },
+            };
+            ExecutorError::new(&self.connector, error)
         })?;
         tracing::debug!(connector = %self.connector, program = %self.program.display(), command = invocation.command(), "started");
 
@@ -179,11 +209,7 @@ impl Executor for ProcessExecutor {
                     child.wait().await
                 }
             }
-            .map_err(|source| ExecutorError::Io {
-                connector: connector.clone(),
-                context: "waiting for the connector",
-                source,
-            })?;
+            .map_err(|source| ExecutorError::io(&connector, "waiting for the connector", source))?;
             // Children it left behind may hold its pipes open: end them, and give the
             // pumps a grace period rather than waiting on strangers.
             kill_process_group(pid);

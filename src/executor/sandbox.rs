@@ -33,13 +33,45 @@ pub const MAX_TIMEOUT_SECS: u64 = 10 * 365 * 24 * 3600;
 
 const MIB: u64 = 1024 * 1024;
 
+/// A limit over its largest value. It names the setting it came from as data
+/// (a policy key, or whatever name the caller gave it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} {value} is too large: at most {max} {unit}; give a smaller value")]
+pub struct LimitError {
+    /// The setting, e.g. `memory_limit_mib`.
+    pub setting: String,
+    /// The value given.
+    pub value: u64,
+    /// The largest value allowed.
+    pub max: u64,
+    /// The unit of both, e.g. `MiB`.
+    pub unit: &'static str,
+}
+
+impl From<LimitError> for String {
+    fn from(error: LimitError) -> Self {
+        error.to_string()
+    }
+}
+
 /// Checks one limit given in `unit`s against its largest value; the error names
-/// where it came from (`what`: a flag or a policy key) and the fix.
-pub fn check_limit(what: &str, value: u64, max: u64, unit: &str) -> Result<u64, String> {
+/// the `setting` it came from (a policy key, or the caller's name for it).
+///
+/// # Errors
+/// A [`LimitError`] when `value` is over `max`.
+pub fn check_limit(
+    setting: &str,
+    value: u64,
+    max: u64,
+    unit: &'static str,
+) -> Result<u64, LimitError> {
     if value > max {
-        Err(format!(
-            "{what} {value} is too large: at most {max} {unit}; give a smaller value"
-        ))
+        Err(LimitError {
+            setting: setting.to_owned(),
+            value,
+            max,
+            unit,
+        })
     } else {
         Ok(value)
     }
@@ -326,7 +358,7 @@ impl PolicyFile {
     ///
     /// # Errors
     /// The first limit that is too large, naming its key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), LimitError> {
         let limits = [
             (
                 "memory_limit_mib",

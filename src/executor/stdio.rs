@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::protocol::{FramingError, LineBatch, LineReader};
 
-use super::{Diagnostics, ExecutorError, FailureReason, OutputEvent};
+use super::{Diagnostics, ExecutorError, FailureReason, OutputEvent, RunError};
 
 /// Bytes gathered before a stdout batch is handed on, unless the pipe runs dry first.
 const OUTPUT_BATCH_BYTES: usize = 64 * 1024;
@@ -143,12 +143,16 @@ pub(crate) fn exit_result(
 ) -> Result<(), ExecutorError> {
     let log_tail = diagnostics.tail();
     let trace = diagnostics.trace_error();
-    let failed = |reason| ExecutorError::ConnectorFailed {
-        connector: connector.to_owned(),
-        reason,
-        failure_type: trace.as_ref().and_then(|t| t.failure_type),
-        message: trace.as_ref().map(|t| t.message.clone()),
-        log_tail: log_tail.clone(),
+    let failed = |reason| {
+        ExecutorError::new(
+            connector,
+            RunError::ConnectorFailed {
+                reason,
+                failure_type: trace.as_ref().and_then(|t| t.failure_type),
+                message: trace.as_ref().map(|t| t.message.clone()),
+                log_tail: log_tail.clone(),
+            },
+        )
     };
     match ended {
         Ended::Code(0) => {}
@@ -159,23 +163,22 @@ pub(crate) fn exit_result(
         return Err(failed(FailureReason::TraceError));
     }
     if let Err(source) = framing {
-        return Err(ExecutorError::Framing {
-            connector: connector.to_owned(),
-            source,
-        });
+        return Err(ExecutorError::new(connector, RunError::Framing { source }));
     }
     match fed {
         FeedOutcome::Completed => Ok(()),
-        FeedOutcome::PipeClosed => Err(ExecutorError::StoppedReading {
-            connector: connector.to_owned(),
-            stalled_secs: 0,
-            log_tail,
-        }),
-        FeedOutcome::Failed(source) => Err(ExecutorError::Io {
-            connector: connector.to_owned(),
-            context: "writing to the connector's stdin",
+        FeedOutcome::PipeClosed => Err(ExecutorError::new(
+            connector,
+            RunError::StoppedReading {
+                stalled_secs: 0,
+                log_tail,
+            },
+        )),
+        FeedOutcome::Failed(source) => Err(ExecutorError::io(
+            connector,
+            "writing to the connector's stdin",
             source,
-        }),
+        )),
     }
 }
 

@@ -28,6 +28,8 @@ use crate::executor::sandbox::SandboxPolicy;
 #[cfg(feature = "wasm")]
 use crate::executor::wasm::{WasmExecutor, WasmSource};
 use crate::executor::{Executor, ExecutorError};
+#[cfg(not(all(feature = "wasm", feature = "docker", feature = "pip")))]
+use crate::executor::ExecutorErrorKind;
 
 mod builder;
 
@@ -100,8 +102,10 @@ pub fn plugins_dir() -> PathBuf {
 /// Resolves `name` to an executor, trying each way in order.
 ///
 /// # Errors
-/// [`ExecutorError::NotFound`] listing everything tried, or naming the backend this
-/// build of airlock lacks (a cargo feature turned off).
+/// An [`ExecutorError`] of kind
+/// [`NotFound`](crate::executor::ExecutorErrorKind::NotFound) listing everything
+/// tried, or naming the backend this build of airlock lacks (a cargo feature
+/// turned off).
 pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor>, ExecutorError> {
     if let Some(path) = &options.local_executable {
         return Ok(Box::new(process_executor(name, path.clone(), options)));
@@ -191,11 +195,7 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
     #[cfg(not(feature = "docker"))]
     {
         tried.push("a Docker image (this build has no `docker` feature)".into());
-        Err(ExecutorError::NotFound {
-            name: name.to_owned(),
-            tried,
-            hint: "give the connector's executable or component explicitly",
-        })
+        Err(ExecutorError::new(name, ExecutorErrorKind::NotFound { tried }))
     }
 }
 
@@ -203,13 +203,15 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
 #[cfg(not(all(feature = "wasm", feature = "docker", feature = "pip")))]
 #[allow(dead_code, reason = "used by whichever backends are turned off")]
 fn not_built_in(name: &str, feature: &str, asked: &str) -> ExecutorError {
-    ExecutorError::NotFound {
-        name: name.to_owned(),
-        tried: vec![format!(
-            "{asked} needs the `{feature}` backend, which this build of airlock was compiled without"
-        )],
-        hint: "build airlock with that cargo feature (all backends are on by default)",
-    }
+    ExecutorError::new(
+        name,
+        ExecutorErrorKind::NotFound {
+            tried: vec![format!(
+                "{asked} needs the `{feature}` backend, which this build of airlock was \
+                 compiled without (all backends are cargo features, on by default)"
+            )],
+        },
+    )
 }
 
 #[cfg(feature = "docker")]
@@ -279,7 +281,8 @@ mod tests {
             .find("Docker image airbyte/destination-that-does-not-exist-anywhere:latest")
             .expect("Docker tried");
         assert!(builtin < folder && folder < path && path < docker, "{text}");
-        assert!(text.contains("--wasm PATH"), "{text}");
+        assert_eq!(err.remedy(), Some(crate::remedy::Remedy::LocateConnector));
+        assert!(text.contains("component file"), "{text}");
     }
 
     #[cfg(feature = "wasm")]

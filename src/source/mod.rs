@@ -31,7 +31,7 @@ pub enum SourceError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A config is needed and none was given.
-    #[error("no config was given for {0}; pass --source-config (CLI) or .config(..) (library)")]
+    #[error("no config was given for {0}\nfix: give the source a config (.config(..))")]
     NoConfig(String),
     /// A selected stream is not in the source's catalog.
     #[error("{connector} has no stream {stream:?}; it has: {}", available.join(", "))]
@@ -61,12 +61,25 @@ pub enum SourceError {
     /// MERGE needs a primary key.
     #[error(
         "stream {stream} has no primary key, so it cannot be written with the merge strategy; \
-         use --strategy append or replace (or auto)"
+         write it with the append or replace strategy (or auto)"
     )]
     MergeWithoutPrimaryKey {
         /// The stream.
         stream: String,
     },
+}
+
+impl SourceError {
+    /// How to fix it, when the library knows.
+    pub fn remedy(&self) -> Option<crate::remedy::Remedy> {
+        match self {
+            Self::Executor(e) | Self::ReadFailed { source: e, .. } => e.remedy(),
+            Self::Cache(e) => e.remedy(),
+            Self::NoConfig(_) => Some(crate::remedy::Remedy::GiveSourceConfig),
+            Self::MergeWithoutPrimaryKey { .. } => Some(crate::remedy::Remedy::ChooseWriteStrategy),
+            Self::Config(_) | Self::UnknownStream { .. } => None,
+        }
+    }
 }
 
 /// How records land in the destination, as PyAirbyte's `write_strategy`.
@@ -110,7 +123,9 @@ impl ConnectorBuilder<Source> {
     /// Resolves the connector.
     ///
     /// # Errors
-    /// [`ExecutorError::NotFound`] when no backend has it.
+    /// An [`ExecutorError`] of kind
+    /// [`NotFound`](crate::executor::ExecutorErrorKind::NotFound) when no backend
+    /// has it.
     pub fn build(self) -> Result<Source, SourceError> {
         let executor = registry::resolve(&self.name, &self.options)?;
         Ok(Source {

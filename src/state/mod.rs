@@ -68,7 +68,7 @@ pub enum StateError {
     /// The database was written by a newer airlock.
     #[error(
         "state database {} has schema version {found}, newer than this airlock's {supported}; \
-         upgrade airlock or point --state-db elsewhere", path.display()
+         upgrade airlock or use another state database", path.display()
     )]
     NewerSchema {
         /// The database file.
@@ -95,6 +95,16 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StateError {
+    /// How to fix it, when using another database would.
+    pub fn remedy(&self) -> Option<crate::remedy::Remedy> {
+        match self {
+            Self::NewerSchema { .. } => Some(crate::remedy::Remedy::UseAnotherStateDatabase),
+            _ => None,
+        }
+    }
 }
 
 /// Which sync a state belongs to: a source feeding a destination.

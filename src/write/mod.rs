@@ -503,11 +503,11 @@ impl WriteLoop {
         };
         let Some(input_tx) = session.input.take() else {
             return Err(this.fail(
-                ExecutorError::Io {
-                    connector: this.destination.clone(),
-                    context: "opening the destination's input",
-                    source: std::io::Error::other("the executor gave no input channel for write"),
-                }
+                ExecutorError::io(
+                    &this.destination,
+                    "opening the destination's input",
+                    std::io::Error::other("the executor gave no input channel for write"),
+                )
                 .into(),
                 FeedSummary::default(),
             ));
@@ -580,11 +580,13 @@ impl WriteLoop {
                 .err()
                 .and_then(|e| e.log_tail().cloned())
                 .unwrap_or_default();
-            ExecutorError::StoppedReading {
-                connector: this.destination.clone(),
-                stalled_secs: stalled.as_secs(),
-                log_tail,
-            }
+            ExecutorError::new(
+                &this.destination,
+                crate::executor::RunError::StoppedReading {
+                    stalled_secs: stalled.as_secs(),
+                    log_tail,
+                },
+            )
         };
         // The first cause wins: a protocol breach or bad input is the root even though
         // the destination then exited on the abort.

@@ -4,12 +4,16 @@
 //! `airlock:destination` world from a `wasi:cli` command, and running either behind
 //! the [`Executor`] trait under a [`SandboxPolicy`]. Every guest call is async, so
 //! the write loop keeps streaming while the guest works; the epoch ticker lets
-//! timeouts interrupt a guest that never returns.
+//! timeouts interrupt a guest that never returns. [`WasmError`] is what can go
+//! wrong before a guest runs.
 //!
 //! No other module names a `Store`, a `Linker` or a `Component`.
 
 mod engine;
+mod error;
 mod host;
+
+pub use error::WasmError;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -28,7 +32,8 @@ use super::stdio::{
     Ended, FeedOutcome, exit_result, feed_stdin, joined_or_internal, pump_stderr, pump_stdout,
 };
 use super::{
-    Diagnostics, Executor, ExecutorError, FailureReason, Invocation, OutputEvent, Session,
+    Diagnostics, Executor, ExecutorError, ExecutorErrorKind, FailureReason, Invocation,
+    OutputEvent, RunError, SandboxLimit, Session,
 };
 use crate::protocol::{DEFAULT_MAX_LINE_BYTES, FailureType, LineBatch};
 use host::{Budgets, CappedWriter, HostState, WasiSetup, v0_1};
@@ -169,24 +174,23 @@ fn load(
     source: &WasmSource,
     cache: Option<&std::path::Path>,
 ) -> Result<Loaded, ExecutorError> {
-    let invalid = |reason: String| ExecutorError::InvalidComponent {
-        connector: connector.to_owned(),
-        path: source.describe(),
-        reason,
+    let invalid = |reason: String| {
+        ExecutorError::new(
+            connector,
+            WasmError::InvalidComponent {
+                path: source.describe(),
+                reason,
+            },
+        )
     };
     let file_bytes;
     let bytes: &[u8] = match source {
         WasmSource::File(path) => {
             file_bytes = std::fs::read(path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ExecutorError::ExecutableNotFound {
-                    connector: connector.to_owned(),
-                    path: path.clone(),
-                },
-                _ => ExecutorError::Io {
-                    connector: connector.to_owned(),
-                    context: "reading the component",
-                    source: e,
-                },
+                std::io::ErrorKind::NotFound => {
+                    ExecutorError::new(connector, WasmError::NotFound { path: path.clone() })
+                }
+                _ => ExecutorError::io(connector, "reading the component", e),
             })?;
             &file_bytes
         }
@@ -205,10 +209,14 @@ fn load(
         .exports(engine)
         .map(|(name, _)| name.to_owned())
         .collect();
-    let unsupported = |detail: Option<String>| ExecutorError::UnsupportedWorld {
-        connector: connector.to_owned(),
-        exports: exports.clone(),
-        detail,
+    let unsupported = |detail: Option<String>| {
+        ExecutorError::new(
+            connector,
+            WasmError::UnsupportedWorld {
+                exports: exports.clone(),
+                detail,
+            },
+        )
     };
     // A command first: a Rust bin linking a plugin crate exports the plugin
     // interface too, but was built to be run as a CLI.
@@ -249,6 +257,9 @@ struct Guard {
     idle: Duration,
     deadline: Instant,
     deadline_total: Duration,
+    memory_limit: u64,
+    max_output: u64,
+    max_log: u64,
 }
 
 impl Guard {
@@ -260,6 +271,9 @@ impl Guard {
             idle: policy.idle_timeout_value(),
             deadline: Instant::now() + policy.deadline_value(),
             deadline_total: policy.deadline_value(),
+            memory_limit: policy.memory_limit(),
+            max_output: policy.max_output(),
+            max_log: policy.max_log(),
         }
     }
 
@@ -270,25 +284,29 @@ impl Guard {
         let Some(refusal) = self.budgets.violations.network_refusal() else {
             return error;
         };
-        if matches!(error, ExecutorError::SandboxViolation { .. }) {
+        if matches!(
+            error.kind(),
+            ExecutorErrorKind::Run(RunError::SandboxViolation { .. })
+        ) {
             return error;
         }
-        ExecutorError::NetworkRefused {
-            connector: self.connector.clone(),
-            what: refusal.what,
-            rule: refusal.rule,
-            fix: refusal.fix,
-            log_tail: self.diagnostics.tail(),
-        }
+        ExecutorError::new(
+            &self.connector,
+            RunError::NetworkRefused {
+                refusal: Box::new(refusal),
+                log_tail: self.diagnostics.tail(),
+            },
+        )
     }
 
-    fn violation(&self, rule: String, fix: &'static str) -> ExecutorError {
-        ExecutorError::SandboxViolation {
-            connector: self.connector.clone(),
-            rule,
-            fix,
-            log_tail: self.diagnostics.tail(),
-        }
+    fn violation(&self, limit: SandboxLimit) -> ExecutorError {
+        ExecutorError::new(
+            &self.connector,
+            RunError::SandboxViolation {
+                limit,
+                log_tail: self.diagnostics.tail(),
+            },
+        )
     }
 
     /// Runs one guest call under the idle timeout and the run's deadline, and turns a
@@ -305,17 +323,12 @@ impl Guard {
             (self.idle, false)
         };
         match tokio::time::timeout(limit, future).await {
-            Err(_elapsed) if by_deadline => Err(self.violation(
-                format!("run deadline of {}s", self.deadline_total.as_secs()),
-                "raise it with --deadline SECS or deadline_secs in the policy file",
-            )),
-            Err(_elapsed) => Err(self.violation(
-                format!(
-                    "idle timeout of {}s (one call ran that long without returning)",
-                    self.idle.as_secs()
-                ),
-                "raise it with --idle-timeout SECS or idle_timeout_secs in the policy file",
-            )),
+            Err(_elapsed) if by_deadline => Err(self.violation(SandboxLimit::Deadline {
+                secs: self.deadline_total.as_secs(),
+            })),
+            Err(_elapsed) => Err(self.violation(SandboxLimit::IdleTimeout {
+                secs: self.idle.as_secs(),
+            })),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.trap(call, &error)),
         }
@@ -325,22 +338,19 @@ impl Guard {
         use std::sync::atomic::Ordering::Relaxed;
         let v = &self.budgets.violations;
         if v.memory.load(Relaxed) {
-            return self.violation(
-                "memory limit".into(),
-                "raise it with --memory-limit MIB or memory_limit_mib in the policy file",
-            );
+            return self.violation(SandboxLimit::Memory {
+                limit_bytes: self.memory_limit,
+            });
         }
         if v.log.load(Relaxed) {
-            return self.violation(
-                "log cap".into(),
-                "raise it with --max-log-mib MIB or max_log_mib in the policy file",
-            );
+            return self.violation(SandboxLimit::Log {
+                limit_bytes: self.max_log,
+            });
         }
         if v.output.load(Relaxed) {
-            return self.violation(
-                "output cap".into(),
-                "raise it with --max-output-mib MIB or max_output_mib in the policy file",
-            );
+            return self.violation(SandboxLimit::Output {
+                limit_bytes: self.max_output,
+            });
         }
         let cause = match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::StackOverflow) => {
@@ -351,12 +361,14 @@ impl Guard {
             // executing at wasm backtrace".
             None => error.root_cause().to_string(),
         };
-        ExecutorError::Trap {
-            connector: self.connector.clone(),
-            call,
-            cause,
-            log_tail: self.diagnostics.tail(),
-        }
+        ExecutorError::new(
+            &self.connector,
+            RunError::Trap {
+                call,
+                cause,
+                log_tail: self.diagnostics.tail(),
+            },
+        )
     }
 
     fn plugin_error(
@@ -371,13 +383,15 @@ impl Guard {
             Wit::TransientError => FailureType::TransientError,
         };
         self.diagnostics.note(format!("ERROR {}", error.message));
-        ExecutorError::ConnectorFailed {
-            connector: self.connector.clone(),
-            reason: FailureReason::PluginError(call),
-            failure_type: Some(failure_type),
-            message: Some(self.diagnostics.mask(&error.message)),
-            log_tail: self.diagnostics.tail(),
-        }
+        ExecutorError::new(
+            &self.connector,
+            RunError::ConnectorFailed {
+                reason: FailureReason::PluginError(call),
+                failure_type: Some(failure_type),
+                message: Some(self.diagnostics.mask(&error.message)),
+                log_tail: self.diagnostics.tail(),
+            },
+        )
     }
 
     /// Hands protocol output on, within the output cap.
@@ -390,10 +404,9 @@ impl Guard {
             return Ok(());
         }
         if !self.budgets.take_output(bytes.len() as u64) {
-            return Err(self.violation(
-                "output cap".into(),
-                "raise it with --max-output-mib MIB or max_output_mib in the policy file",
-            ));
+            return Err(self.violation(SandboxLimit::Output {
+                limit_bytes: self.max_output,
+            }));
         }
         let batch = LineBatch::from_lines(bytes);
         for line in batch.lines() {
@@ -439,11 +452,11 @@ async fn run_plugin(
     };
     let state =
         HostState::new(setup, guard.diagnostics.clone(), guard.budgets.clone()).map_err(|e| {
-            ExecutorError::Io {
-                connector: guard.connector.clone(),
-                context: "preparing the sandbox",
-                source: std::io::Error::other(e),
-            }
+            ExecutorError::io(
+                &guard.connector,
+                "preparing the sandbox",
+                std::io::Error::other(e),
+            )
         })?;
     let mut store = state.into_store();
     let plugin = guard
@@ -452,11 +465,13 @@ async fn run_plugin(
     let api = plugin.airlock_destination_destination();
     match invocation {
         Invocation::Discover { .. } | Invocation::Read { .. } => {
-            return Err(ExecutorError::Unsupported {
-                connector: guard.connector.clone(),
-                command: invocation.command(),
-                reason: "it is an airlock:destination plugin; a source runs as a wasi:cli command component",
-            });
+            return Err(ExecutorError::new(
+                &guard.connector,
+                WasmError::Unsupported {
+                    command: invocation.command(),
+                    reason: "it is an airlock:destination plugin; a source runs as a wasi:cli command component",
+                },
+            ));
         }
         Invocation::Spec => {
             let spec = guard.call("spec", api.call_spec(&mut store)).await?;
@@ -527,13 +542,15 @@ async fn run_plugin(
                 // A TRACE ERROR among the output ends the write: the states before
                 // it were accepted by the loop already.
                 if let Some(trace) = guard.diagnostics.trace_error() {
-                    return Err(ExecutorError::ConnectorFailed {
-                        connector: guard.connector.clone(),
-                        reason: FailureReason::PluginError("write"),
-                        failure_type: trace.failure_type,
-                        message: Some(trace.message),
-                        log_tail: guard.diagnostics.tail(),
-                    });
+                    return Err(ExecutorError::new(
+                        &guard.connector,
+                        RunError::ConnectorFailed {
+                            reason: FailureReason::PluginError("write"),
+                            failure_type: trace.failure_type,
+                            message: Some(trace.message),
+                            log_tail: guard.diagnostics.tail(),
+                        },
+                    ));
                 }
             }
             let out = guard
@@ -548,13 +565,15 @@ async fn run_plugin(
     }
     drop(store);
     match guard.diagnostics.trace_error() {
-        Some(trace) => Err(ExecutorError::ConnectorFailed {
-            connector: guard.connector.clone(),
-            reason: FailureReason::TraceError,
-            failure_type: trace.failure_type,
-            message: Some(trace.message),
-            log_tail: guard.diagnostics.tail(),
-        }),
+        Some(trace) => Err(ExecutorError::new(
+            &guard.connector,
+            RunError::ConnectorFailed {
+                reason: FailureReason::TraceError,
+                failure_type: trace.failure_type,
+                message: Some(trace.message),
+                log_tail: guard.diagnostics.tail(),
+            },
+        )),
         None => Ok(()),
     }
 }
@@ -570,11 +589,7 @@ async fn run_command(
 ) -> Result<(), ExecutorError> {
     let io_error = |context: &'static str| {
         let connector = guard.connector.clone();
-        move |source: std::io::Error| ExecutorError::Io {
-            connector,
-            context,
-            source,
-        }
+        move |source: std::io::Error| ExecutorError::io(connector, context, source)
     };
     let job = JobFolder::write(&invocation).map_err(io_error("writing the job folder"))?;
     let mut args = vec![guard.connector.clone()];
@@ -619,18 +634,20 @@ async fn run_command(
     let ended = match call {
         Ok(Ok(())) => Ended::Code(0),
         Ok(Err(())) => Ended::Code(1),
-        Err(ExecutorError::Trap { cause, .. })
-            if cause.starts_with("Exited with i32 exit status") =>
-        {
-            Ended::Code(
-                cause
-                    .rsplit(' ')
-                    .next()
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1),
-            )
-        }
-        Err(error) => return Err(error),
+        Err(error) => match error.kind() {
+            ExecutorErrorKind::Run(RunError::Trap { cause, .. })
+                if cause.starts_with("Exited with i32 exit status") =>
+            {
+                Ended::Code(
+                    cause
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(1),
+                )
+            }
+            _ => return Err(error),
+        },
     };
     drop(store); // closes the guest's ends of the pipes
     let framing = joined_or_internal(&guard.connector, "read stdout", stdout_pump.await)?;
@@ -695,13 +712,15 @@ impl Executor for WasmExecutor {
         let task = tokio::spawn(async move {
             tokio::select! {
                 result = work => result.map_err(|error| watch.refused_or(error)),
-                _ = abort_rx => Err(ExecutorError::ConnectorFailed {
+                _ = abort_rx => Err(ExecutorError::new(
                     connector,
-                    reason: FailureReason::Signal(9),
-                    failure_type: None,
-                    message: Some("stopped by airlock".into()),
-                    log_tail: Default::default(),
-                }),
+                    RunError::ConnectorFailed {
+                        reason: FailureReason::Signal(9),
+                        failure_type: None,
+                        message: Some("stopped by airlock".into()),
+                        log_tail: Default::default(),
+                    },
+                )),
             }
         });
         Ok(Session::from_task(
