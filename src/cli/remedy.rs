@@ -68,6 +68,8 @@ pub(crate) fn flag_hint(remedy: &Remedy) -> String {
         Remedy::GiveSourceConfig => "pass --source-config".into(),
         Remedy::GiveDestinationConfig => "pass --config".into(),
         Remedy::ChooseWriteStrategy => "use --strategy append or replace (or auto)".into(),
+        // A remedy this CLI has no flag for: the library's own words.
+        other => other.to_string(),
     }
 }
 
@@ -101,7 +103,7 @@ pub(crate) fn remedy_in(error: &anyhow::Error) -> Option<Remedy> {
         if let Some(e) = link.downcast_ref::<SyncError>() {
             return match e {
                 SyncError::Source(e) => e.remedy(),
-                SyncError::Destination(e) => e.remedy(),
+                SyncError::NoDestinationConfig { .. } => Some(Remedy::GiveDestinationConfig),
                 SyncError::State(e) => e.remedy(),
                 SyncError::Cache(e) => e.remedy(),
                 SyncError::Write(e) => write_remedy(&e.cause),
@@ -115,7 +117,7 @@ pub(crate) fn remedy_in(error: &anyhow::Error) -> Option<Remedy> {
 fn write_remedy(cause: &WriteFailure) -> Option<Remedy> {
     match cause {
         WriteFailure::Destination(e) => e.remedy(),
-        WriteFailure::State(e) => e.remedy(),
+        WriteFailure::State(e) => e.0.downcast_ref::<StateError>().and_then(StateError::remedy),
         _ => None,
     }
 }

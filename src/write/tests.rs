@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::*;
-use crate::executor::{FailureReason, Session};
+use crate::executor::{ExecutorErrorKind, FailureReason, RunError, Session};
 use crate::protocol::LineBatch;
 
 /// What a scripted destination is handed: the batches it is fed and where its
@@ -149,24 +149,28 @@ impl FakeDestination {
 
 /// The error of a destination killed on an abort.
 fn killed() -> ExecutorError {
-    ExecutorError::ConnectorFailed {
-        connector: FAKE.to_owned(),
-        reason: FailureReason::Signal(9),
-        failure_type: None,
-        message: Some("stopped by airlock".into()),
-        log_tail: Default::default(),
-    }
+    ExecutorError::new(
+        FAKE,
+        RunError::ConnectorFailed {
+            reason: FailureReason::Signal(9),
+            failure_type: None,
+            message: Some("stopped by airlock".into()),
+            log_tail: Default::default(),
+        },
+    )
 }
 
 /// A destination failing with exit code `code`.
 pub(crate) fn exit_code(code: i32) -> ExecutorError {
-    ExecutorError::ConnectorFailed {
-        connector: FAKE.to_owned(),
-        reason: FailureReason::ExitCode(code),
-        failure_type: None,
-        message: None,
-        log_tail: Default::default(),
-    }
+    ExecutorError::new(
+        FAKE,
+        RunError::ConnectorFailed {
+            reason: FailureReason::ExitCode(code),
+            failure_type: None,
+            message: None,
+            log_tail: Default::default(),
+        },
+    )
 }
 
 #[async_trait]
@@ -361,10 +365,13 @@ async fn output_closed_before_a_failed_exit_keeps_the_echoes_and_the_error() {
     assert!(
         matches!(
             &error.cause,
-            WriteFailure::Destination(ExecutorError::ConnectorFailed {
-                reason: FailureReason::ExitCode(3),
-                ..
-            })
+            WriteFailure::Destination(e) if matches!(
+                e.kind(),
+                ExecutorErrorKind::Run(RunError::ConnectorFailed {
+                    reason: FailureReason::ExitCode(3),
+                    ..
+                })
+            )
         ),
         "{error:?}"
     );
@@ -407,10 +414,13 @@ async fn a_failed_exit_with_echoes_still_queued_commits_what_was_echoed_and_noth
     assert!(
         matches!(
             &error.cause,
-            WriteFailure::Destination(ExecutorError::ConnectorFailed {
-                reason: FailureReason::ExitCode(1),
-                ..
-            })
+            WriteFailure::Destination(e) if matches!(
+                e.kind(),
+                ExecutorErrorKind::Run(RunError::ConnectorFailed {
+                    reason: FailureReason::ExitCode(1),
+                    ..
+                })
+            )
         ),
         "{error:?}"
     );
@@ -541,8 +551,8 @@ async fn a_destination_that_never_reads_is_stopped_after_the_stall_timeout() {
     assert!(
         matches!(
             &error.cause,
-            WriteFailure::Destination(ExecutorError::StoppedReading { connector, .. })
-                if connector == FAKE
+            WriteFailure::Destination(e) if e.connector() == FAKE
+                && matches!(e.kind(), ExecutorErrorKind::Run(RunError::StoppedReading { .. }))
         ),
         "{error:?}"
     );
