@@ -61,7 +61,10 @@ fn main() {
     }
     table.push_str("];\n");
     // The tests load the very files the binary carries.
-    println!("cargo:rustc-env=AIRLOCK_BUILTIN_WASM_DIR={}", wasm_dir.display());
+    println!(
+        "cargo:rustc-env=AIRLOCK_BUILTIN_WASM_DIR={}",
+        wasm_dir.display()
+    );
     std::fs::write(out, table).expect("write builtin_plugins.rs");
 }
 
@@ -71,7 +74,14 @@ fn build_plugins(root: &Path) -> PathBuf {
     let mut command = Command::new(cargo);
     command
         .current_dir(root)
-        .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (name, _) in BUILTINS {
         command.args(["-p", name]);

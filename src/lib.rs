@@ -23,23 +23,23 @@
 //! A library user who needs only some backends turns the defaults off:
 //! `airlock = { default-features = false, features = ["wasm"] }`.
 
-pub mod home;
-pub mod remedy;
-pub mod protocol;
-pub mod config;
-pub mod events;
-pub mod executor;
-pub mod registry;
-pub mod write;
 pub mod cache;
-pub mod state;
-pub mod source;
-pub mod sync;
-mod destination;
+pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod destination;
+pub mod events;
+pub mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod home;
+pub mod protocol;
+pub mod registry;
+pub mod remedy;
+pub mod source;
+pub mod state;
+pub mod sync;
+pub mod write;
 
 pub use destination::{
     Destination, DestinationBuilder, DestinationError, get_destination, get_noop_destination,

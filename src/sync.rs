@@ -27,9 +27,7 @@ use crate::executor::ExecutorError;
 use crate::protocol::ConfiguredAirbyteCatalog;
 use crate::source::{ReadOptions, Source, SourceError, WriteStrategy, configure};
 use crate::state::{StateError, StateStore, StateTarget, SyncKey};
-use crate::write::{
-    Progress, ProgressCallback, WriteError, WriteJob, WriteOptions, WriteResult,
-};
+use crate::write::{Progress, ProgressCallback, WriteError, WriteJob, WriteOptions, WriteResult};
 
 /// What a sync needs of a destination. [`crate::Destination`] implements it, so
 /// this layer never depends on the destination API above it.

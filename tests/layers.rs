@@ -145,7 +145,12 @@ fn library_dependencies_point_one_way() {
         found.join("\n")
     );
     // The table is not vacuous: the main edges exist.
-    for edge in ["write → executor", "sync → write", "destination → sync", "state → write"] {
+    for edge in [
+        "write → executor",
+        "sync → write",
+        "destination → sync",
+        "state → write",
+    ] {
         assert!(edges.contains_key(edge), "{edge} missing: {edges:?}");
     }
 }

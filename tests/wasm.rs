@@ -210,7 +210,7 @@ fn wasm_path_and_plugins_folder_resolve() {
 
 #[test]
 fn the_compile_cache_is_used_and_a_corrupt_entry_is_recompiled() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::isolated();
     sb.run(&["spec", "destination-dev-null"], None)
         .expect_code(0);
     let cache = sb.home().join("cache/wasm");

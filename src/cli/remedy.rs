@@ -3,8 +3,8 @@
 //! this CLI, for the `fix:` line printed under an error. It owns no error type and
 //! changes no message; it only finds the remedy in a failure and words it.
 
-use airlock::cache::CacheError;
 use airlock::DestinationError;
+use airlock::cache::CacheError;
 use airlock::executor::ExecutorError;
 use airlock::remedy::Remedy;
 use airlock::source::SourceError;
@@ -117,7 +117,10 @@ pub(crate) fn remedy_in(error: &anyhow::Error) -> Option<Remedy> {
 fn write_remedy(cause: &WriteFailure) -> Option<Remedy> {
     match cause {
         WriteFailure::Destination(e) => e.remedy(),
-        WriteFailure::State(e) => e.0.downcast_ref::<StateError>().and_then(StateError::remedy),
+        WriteFailure::State(e) => {
+            e.0.downcast_ref::<StateError>()
+                .and_then(StateError::remedy)
+        }
         _ => None,
     }
 }

@@ -19,6 +19,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(not(all(feature = "wasm", feature = "docker", feature = "pip")))]
+use crate::executor::ExecutorErrorKind;
 #[cfg(feature = "docker")]
 use crate::executor::docker::{DockerExecutor, DockerOptions, image_reference};
 #[cfg(feature = "pip")]
@@ -28,8 +30,6 @@ use crate::executor::sandbox::SandboxPolicy;
 #[cfg(feature = "wasm")]
 use crate::executor::wasm::{WasmExecutor, WasmSource};
 use crate::executor::{Executor, ExecutorError};
-#[cfg(not(all(feature = "wasm", feature = "docker", feature = "pip")))]
-use crate::executor::ExecutorErrorKind;
 
 mod builder;
 
@@ -195,7 +195,10 @@ pub fn resolve(name: &str, options: &ExecutorOptions) -> Result<Box<dyn Executor
     #[cfg(not(feature = "docker"))]
     {
         tried.push("a Docker image (this build has no `docker` feature)".into());
-        Err(ExecutorError::new(name, ExecutorErrorKind::NotFound { tried }))
+        Err(ExecutorError::new(
+            name,
+            ExecutorErrorKind::NotFound { tried },
+        ))
     }
 }
 

@@ -65,7 +65,23 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// A sandbox whose home shares one compile cache of WASM components with
+    /// every other test's (`target/test-wasm-cache`): a component is compiled once
+    /// per test run, not once per test. The cache's entries are written atomically
+    /// and keyed by the component's hash and the engine's settings.
     pub fn new() -> Self {
+        let sandbox = Self::isolated();
+        let shared = root().join("target/test-wasm-cache");
+        std::fs::create_dir_all(&shared).expect("shared compile cache");
+        let cache = sandbox.home().join("cache");
+        std::fs::create_dir_all(&cache).expect("home/cache");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&shared, cache.join("wasm")).expect("link the compile cache");
+        sandbox
+    }
+
+    /// A sandbox with a home of its own, compile cache included.
+    pub fn isolated() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
         }
@@ -301,8 +317,9 @@ pub fn required_in_ci() -> bool {
 /// files the `airlock` binary embeds, from the folder its build script built them
 /// into. The rest — our destinations' command-mode CLIs (`destination-dev-null.wasm`,
 /// …) and the test fixtures (`test_adversary.wasm`, `test-adversary.wasm`,
-/// `test_wrong_world.wasm`) — are built once per test run with the same `plugin`
-/// profile into their own folder, so they never rebuild what the binary carries.
+/// `test_wrong_world.wasm`) — are built once per test run with the `fixture`
+/// profile (release without LTO) into their own folder, so they never rebuild what
+/// the binary carries.
 pub fn wasm_artifact(file: &str) -> PathBuf {
     let builtin = Path::new(env!("AIRLOCK_BUILTIN_WASM_DIR")).join(file);
     if builtin.is_file() {
@@ -317,7 +334,7 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
             .args([
                 "build",
                 "--profile",
-                "plugin",
+                "fixture",
                 "--target",
                 "wasm32-wasip2",
                 "-p",
@@ -345,7 +362,7 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
             "building the wasm test fixtures failed (is the wasm32-wasip2 target installed?)"
         );
     });
-    let path = target.join("wasm32-wasip2/plugin").join(file);
+    let path = target.join("wasm32-wasip2/fixture").join(file);
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }

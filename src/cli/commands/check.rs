@@ -32,4 +32,3 @@ pub(crate) async fn run(args: CheckArgs) -> Result<ExitCode, Failure> {
         ConnectionStatus::Failed => ExitCode::from(1),
     })
 }
-

@@ -26,4 +26,3 @@ pub(crate) async fn run(args: DiscoverArgs) -> Result<ExitCode, Failure> {
     );
     Ok(ExitCode::SUCCESS)
 }
-

@@ -27,4 +27,3 @@ pub(crate) fn build_destination(
     builder = builder.executor_options(options);
     builder.build().map_err(from_destination)
 }
-

@@ -11,8 +11,8 @@ use clap::{Args, Subcommand};
 use super::build_destination;
 use crate::cli::args::ExecutorFlags;
 use crate::cli::report::{Failure, usage};
-use airlock::conformance::{Declaration, Reader, ReaderFormat, Suite};
 use crate::cli::scaffold::{self, SdkSource};
+use airlock::conformance::{Declaration, Reader, ReaderFormat, Suite};
 
 /// `airlock plugin …`.
 #[derive(Debug, Subcommand)]

@@ -12,4 +12,3 @@ pub(crate) async fn run(args: SpecArgs) -> Result<ExitCode, Failure> {
     println!("{}", serde_json::to_string_pretty(spec).unwrap_or_default());
     Ok(ExitCode::SUCCESS)
 }
-

@@ -60,7 +60,10 @@ pub(crate) async fn run(args: SyncArgs) -> Result<ExitCode, Failure> {
         job = job.cache(airlock::cache::Cache::open(path).map_err(usage)?);
     }
     if !args.no_state {
-        let path = args.state_db.clone().unwrap_or_else(airlock::home::state_db);
+        let path = args
+            .state_db
+            .clone()
+            .unwrap_or_else(airlock::home::state_db);
         job = job.state_cache(Arc::new(StateStore::open(&path).map_err(usage)?));
     }
     let display = progress::Display::new(args.json);

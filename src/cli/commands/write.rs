@@ -85,7 +85,10 @@ pub(crate) async fn run(args: WriteArgs) -> Result<ExitCode, Failure> {
         .map_err(from_destination)?
         .options(options);
     if !args.no_state {
-        let path = args.state_db.clone().unwrap_or_else(airlock::home::state_db);
+        let path = args
+            .state_db
+            .clone()
+            .unwrap_or_else(airlock::home::state_db);
         let store = StateStore::open(&path).map_err(usage)?;
         job = job.state(StateTarget {
             store: Arc::new(store),
@@ -106,4 +109,3 @@ pub(crate) async fn run(args: WriteArgs) -> Result<ExitCode, Failure> {
         Err(error) => Err(write_failure(error, args.json)),
     }
 }
-
