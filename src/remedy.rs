@@ -33,6 +33,8 @@ pub enum Remedy {
     RaiseOutputLimit,
     /// Raise the sandbox's cap on logs.
     RaiseLogLimit,
+    /// Raise the longest input line a write accepts.
+    RaiseLineLimit,
     /// Grant TCP to an endpoint.
     AllowNet {
         /// `HOST:PORT`, with a placeholder where a part is unknown
@@ -114,6 +116,9 @@ impl fmt::Display for Remedy {
             Self::RaiseLogLimit => {
                 f.write_str("raise the sandbox's log cap (max_log_mib in a policy)")
             }
+            Self::RaiseLineLimit => f.write_str(
+                "raise the line limit (the write's max_line_bytes) if such records are expected",
+            ),
             Self::AllowNet { endpoint } => {
                 write!(f, "grant TCP to {endpoint} (allow_net in a policy)")
             }

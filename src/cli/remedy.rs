@@ -27,6 +27,7 @@ pub(crate) fn flag_hint(remedy: &Remedy) -> String {
         Remedy::RaiseOutputLimit => {
             "raise it with --max-output-mib MIB (or max_output_mib in the --policy file)".into()
         }
+        Remedy::RaiseLineLimit => "raise it with --max-line-bytes BYTES".into(),
         Remedy::RaiseLogLimit => {
             "raise it with --max-log-mib MIB (or max_log_mib in the --policy file)".into()
         }
@@ -117,6 +118,7 @@ pub(crate) fn remedy_in(error: &anyhow::Error) -> Option<Remedy> {
 fn write_remedy(cause: &WriteFailure) -> Option<Remedy> {
     match cause {
         WriteFailure::Destination(e) => e.remedy(),
+        WriteFailure::Input(e) => e.remedy(),
         WriteFailure::State(e) => {
             e.0.downcast_ref::<StateError>()
                 .and_then(StateError::remedy)

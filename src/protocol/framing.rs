@@ -20,10 +20,7 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum FramingError {
     /// A line exceeded the cap.
-    #[error(
-        "line {line_number} is longer than the {limit}-byte limit; \
-         raise it with --max-line-bytes if such records are expected"
-    )]
+    #[error("line {line_number} is longer than the {limit}-byte line limit")]
     LineTooLong {
         /// 1-based line number.
         line_number: u64,
@@ -39,6 +36,16 @@ pub enum FramingError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl FramingError {
+    /// What would fix it: a longer line limit, for a line over it.
+    pub fn remedy(&self) -> Option<crate::remedy::Remedy> {
+        match self {
+            Self::LineTooLong { .. } => Some(crate::remedy::Remedy::RaiseLineLimit),
+            _ => None,
+        }
+    }
 }
 
 /// Reads newline-delimited lines from an async reader, each at most `max_line_bytes`.

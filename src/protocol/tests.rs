@@ -164,7 +164,8 @@ async fn line_reader_bounds_lines_and_keeps_going_line_by_line() {
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("--max-line-bytes"));
+    assert!(err.to_string().contains("line limit"));
+    assert_eq!(err.remedy(), Some(crate::remedy::Remedy::RaiseLineLimit));
 }
 
 #[tokio::test]
