@@ -8,7 +8,8 @@
 //! destination only what it has not yet confirmed; persist connector configs
 //! updated by CONTROL messages; report whichever side failed first. Persisting
 //! confirmed states stays with [`crate::write`]; this module never commits a
-//! state itself.
+//! state itself. It drives a [`SyncDestination`] (which [`crate::Destination`]
+//! implements), never the destination API above it.
 //!
 //! Each run is a `sync` span (`sync_id`, `source`, `destination`) holding the
 //! source's lines and the write's span; it opens with `sync_started` and closes

@@ -154,7 +154,7 @@ fn a_line_over_the_limit_is_a_clear_error_not_an_allocation() {
     run.expect_code(2);
     assert!(
         run.stderr
-            .contains("line 3 is longer than the 1000-byte limit"),
+            .contains("line 3 is longer than the 1000-byte line limit"),
         "{}",
         run.stderr
     );

@@ -1,7 +1,8 @@
 //! `state`: the durable checkpoint store — an embedded SQLite database.
 //!
 //! Owns the schema and the commits; nothing else opens the database. A checkpoint is
-//! written only when [`crate::write`] hands over states a destination echoed, each
+//! written only when [`crate::write`] hands over states a destination echoed (through
+//! [`StateTarget`], this store's [`crate::write::Checkpoints`]), each
 //! hand-over in one transaction, so a host killed at any point leaves the last
 //! committed checkpoint intact (WAL journal, `synchronous=NORMAL`: a process crash
 //! loses nothing committed). States are keyed by source name, destination name and

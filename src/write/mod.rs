@@ -1,9 +1,11 @@
 //! `write`: the one write loop — any message stream into any destination.
 //!
 //! Owns forwarding (RECORD, STATE, TRACE STREAM_STATUS), counting, matching echoed
-//! states against sent ones, handing confirmed states to [`crate::state`], progress,
-//! and the [`WriteResult`]. It drives an [`Executor`] and never learns which backend
-//! that is. It does not parse records (see [`crate::protocol::peek_line`]).
+//! states against sent ones, handing confirmed states to a [`Checkpoints`] (the
+//! layer above implements it: [`crate::state::StateTarget`]), progress, and the
+//! [`WriteResult`]. It drives an [`Executor`] and never learns which backend that is.
+//! It does not parse records (see [`crate::protocol::peek_line`]) and uses nothing
+//! above it (`tests/layers.rs`).
 //!
 //! A STATE echoed by the destination is accepted only if it was sent and comes in
 //! order; it is persisted, and only then are the records before it counted as
