@@ -307,6 +307,15 @@ pub struct WriteJob<'a> {
     secrets: Option<SecretMask>,
 }
 
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Called after confirmed states were persisted, with the number of states
 /// confirmed so far in this write.
 pub type ConfirmedCallback = Box<dyn FnMut(u64) + Send>;
@@ -515,10 +524,11 @@ impl WriteLoop {
             ));
         };
         let input = job.input.unwrap_or_else(|| Box::new(tokio::io::empty()));
-        let mut feeder = tokio::spawn(
+        // Aborted when this future is dropped: a cancelled write lets go of its input.
+        let mut feeder = AbortOnDrop(tokio::spawn(
             feed.run(input, input_tx)
                 .instrument(tracing::Span::current()),
-        );
+        ));
         let mut feed_outcome: Option<(FeedSummary, Result<(), FeedError>)> = None;
         let mut fatal: Option<WriteFailure> = None;
         let mut progress = job.progress;
@@ -543,7 +553,7 @@ impl WriteLoop {
                     Some(OutputEvent::Diagnostic(_)) => {}
                     None => break,
                 },
-                joined = &mut feeder, if feed_outcome.is_none() => {
+                joined = &mut feeder.0, if feed_outcome.is_none() => {
                     let outcome = joined.unwrap_or_else(|e| (FeedSummary::default(), Err(FeedError::Input(FramingError::Io { line_number: 0, source: std::io::Error::other(e) }))));
                     match &outcome.1 {
                         Ok(()) | Err(FeedError::DestinationClosed) => {}
@@ -563,10 +573,10 @@ impl WriteLoop {
         // destination quit early: then it is stopped, not waited for.
         let (summary, feed_result) = match feed_outcome {
             Some(outcome) => outcome,
-            None => match tokio::time::timeout(Duration::from_secs(2), &mut feeder).await {
+            None => match tokio::time::timeout(Duration::from_secs(2), &mut feeder.0).await {
                 Ok(Ok(outcome)) => outcome,
                 _ => {
-                    feeder.abort();
+                    feeder.0.abort();
                     (FeedSummary::default(), Err(FeedError::DestinationClosed))
                 }
             },

@@ -618,6 +618,13 @@ async fn dropping_the_write_mid_batch_keeps_confirmed_states_and_aborts_the_dest
         !fake.saw_end_of_input(),
         "the destination must be stopped, not have its input closed as if complete"
     );
+    // The feeder stops with the write: the input is let go, not read on.
+    within(async {
+        while writer.write_all(b"{}\n").await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
