@@ -134,6 +134,9 @@ pub enum SyncError {
 /// What a sync did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SyncResult {
+    /// This run's id: the `sync_id` field of its `sync` span, so a result can be
+    /// matched to its log lines.
+    pub sync_id: String,
     /// The source's name.
     pub source: String,
     /// Whether the source was handed a stored state (an incremental run).
@@ -268,15 +271,19 @@ impl<'a> SyncJob<'a> {
             (WriteInput::Source(_), CacheChoice::Off) => "stream-through",
             (WriteInput::Source(_), _) => "cache",
         };
+        let sync_id = crate::events::new_sync_id();
         let span = crate::events::sync_span(
-            &crate::events::new_sync_id(),
+            &sync_id,
             source_name,
             self.destination.name(),
         );
         async move {
             SyncStarted { mode }.emit();
             let started = std::time::Instant::now();
-            let outcome = self.run_in_span().await;
+            let outcome = self
+                .run_in_span()
+                .await
+                .map(|result| SyncResult { sync_id, ..result });
             let (result, error) = match &outcome {
                 Ok(result) => (Some(result), None),
                 Err(error) => (None, Some(error as &dyn std::error::Error)),
@@ -325,6 +332,7 @@ impl<'a> SyncJob<'a> {
                     .write_cached(read, &key, destination_config, &given)
                     .await?;
                 Ok(SyncResult {
+                    sync_id: String::new(), // set by `run`
                     source: source_name,
                     resumed_from_state: false,
                     cache: Some(read.cache().path().to_owned()),
@@ -409,6 +417,7 @@ impl<'a> SyncJob<'a> {
                                 Some(read.records_read().get(stream).copied().unwrap_or(0));
                         }
                         Ok(SyncResult {
+                            sync_id: String::new(), // set by `run`
                             source: source_name,
                             resumed_from_state,
                             cache: Some(cache.path().to_owned()),
@@ -615,6 +624,7 @@ impl<'a> SyncJob<'a> {
                     totals.read = Some(totals.sent);
                 }
                 Ok(SyncResult {
+                    sync_id: String::new(), // set by `run`
                     source: source.name().to_owned(),
                     resumed_from_state,
                     cache: None,

@@ -39,7 +39,7 @@ fn docker_wasm_and_process_write_the_same_output_and_states() {
             "docker",
             vec![
                 "--docker-image".to_owned(),
-                "airlock/destination-local-json:dev".to_owned(),
+                "airlock/destination-local-json:test".to_owned(),
             ],
         ),
         ("wasm", vec![]),
@@ -106,7 +106,7 @@ fn spec_check_and_version_come_from_the_image() {
             "spec",
             "destination-csv",
             "--docker-image",
-            "airlock/destination-csv:dev",
+            "airlock/destination-csv:test",
         ],
         None,
     );
@@ -121,7 +121,7 @@ fn spec_check_and_version_come_from_the_image() {
             "check",
             "destination-csv",
             "--docker-image",
-            "airlock/destination-csv:dev",
+            "airlock/destination-csv:test",
             "--config",
             r#"{"destination_path":"/local/x"}"#,
             "--local-root",
@@ -133,7 +133,7 @@ fn spec_check_and_version_come_from_the_image() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let version = runtime.block_on(async {
         let dest = airlock::get_destination("destination-csv")
-            .docker_image("airlock/destination-csv:dev")
+            .docker_image("airlock/destination-csv:test")
             .build()
             .expect("build");
         dest.version().await.expect("version")
@@ -150,7 +150,7 @@ fn uninstall_removes_the_image() {
     needs_docker!();
     let tag = "airlock/destination-dev-null:uninstall-test";
     let status = std::process::Command::new("docker")
-        .args(["tag", "airlock/destination-dev-null:dev", tag])
+        .args(["tag", "airlock/destination-dev-null:test", tag])
         .status()
         .expect("docker tag");
     assert!(status.success());
@@ -178,14 +178,14 @@ fn a_missing_image_and_an_unreachable_engine_are_clear_errors() {
             "spec",
             "destination-x",
             "--docker-image",
-            "airlock/nope:dev",
+            "airlock/nope:test",
         ],
         None,
     );
     run.expect_code(2);
     assert!(
         run.stderr
-            .contains("image airlock/nope:dev is not available")
+            .contains("image airlock/nope:test is not available")
             && run.stderr.contains("docker load"),
         "{}",
         run.stderr
@@ -218,7 +218,7 @@ fn a_missing_image_and_an_unreachable_engine_are_clear_errors() {
         "spec",
         "destination-x",
         "--docker-image",
-        "airlock/destination-csv:dev",
+        "airlock/destination-csv:test",
     ])
     .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     let run = run_command(cmd, None);
@@ -242,7 +242,7 @@ fn failures_name_the_image_exit_code_and_log_tail() {
             "write",
             "destination-dev-null",
             "--docker-image",
-            "airlock/destination-dev-null:dev",
+            "airlock/destination-dev-null:test",
             "--config",
             failing,
             "--catalog",
@@ -270,7 +270,7 @@ fn a_container_over_its_memory_limit_is_reported_as_oom_killed() {
             "check",
             "test-adversary",
             "--docker-image",
-            "airlock/test-adversary:dev",
+            "airlock/test-adversary:test",
             "--config",
             r#"{"attack":"memory"}"#,
             "--memory-limit",
@@ -303,7 +303,7 @@ fn containers_have_no_network_and_only_the_named_environment() {
             "check",
             "test-adversary",
             "--docker-image",
-            "airlock/test-adversary:dev",
+            "airlock/test-adversary:test",
             "--json",
             "--config",
             config,
@@ -361,7 +361,7 @@ fn fifty_runs_with_failures_leave_no_container_behind() {
                 json!({"test_destination": {"test_destination_type": "SILENT"}})
             };
             let dest = airlock::get_destination("destination-dev-null")
-                .docker_image("airlock/destination-dev-null:dev")
+                .docker_image("airlock/destination-dev-null:test")
                 .config(config)
                 .build()
                 .expect("build");
@@ -397,7 +397,7 @@ fn a_stalled_container_is_stopped_and_removed() {
             "write",
             "destination-dev-null",
             "--docker-image",
-            "airlock/destination-dev-null:dev",
+            "airlock/destination-dev-null:test",
             "--config",
             throttled,
             "--catalog",
@@ -425,7 +425,7 @@ fn containers_of_a_killed_host_are_collected() {
         "write",
         "destination-dev-null",
         "--docker-image",
-        "airlock/destination-dev-null:dev",
+        "airlock/destination-dev-null:test",
         "--config",
         throttled,
         "--catalog",

@@ -123,21 +123,51 @@ fn a_pip_installed_faker_is_reused_reinstalled_synced_and_removed() {
     runtime.block_on(async {
         use airlock::executor::Executor;
         use airlock::executor::pip::PipExecutor;
-        // A changed spec reinstalls.
-        let exec = PipExecutor::new("source-faker", "airbyte-source-faker>=7.2.1,<7.3", true)
+        // A changed spec reinstalls: here a one-file wheel of the same name (the real
+        // package was installed above; a second real install would only cost a minute).
+        let wheel = tiny_faker_wheel(sb.path());
+        let exec = PipExecutor::new("source-faker", wheel.to_str().unwrap(), true)
             .venvs_folder(sb.home().join("venvs"));
         exec.install().await.expect("reinstall");
         assert_eq!(
             std::fs::read_to_string(&marker).expect("marker"),
-            "airbyte-source-faker>=7.2.1,<7.3"
+            wheel.to_str().unwrap()
         );
         assert_eq!(
             exec.version().await.expect("version").as_deref(),
-            Some("7.2.1")
+            Some("7.2.2"),
+            "the new spec's package replaced the old one"
         );
         exec.uninstall().await.expect("uninstall");
     });
     assert!(!venv.exists(), "uninstall removed the venv");
+}
+
+/// A wheel named `airbyte-source-faker` 7.2.2 whose `source-faker` script only
+/// prints a line, written into `dir`.
+fn tiny_faker_wheel(dir: &std::path::Path) -> std::path::PathBuf {
+    let wheel = dir.join("airbyte_source_faker-7.2.2-py3-none-any.whl");
+    let script = r#"
+import sys, zipfile
+info = "airbyte_source_faker-7.2.2.dist-info"
+files = {
+    "tiny_faker.py": "def main():\n    print('tiny')\n",
+    info + "/METADATA": "Metadata-Version: 2.1\nName: airbyte-source-faker\nVersion: 7.2.2\n",
+    info + "/WHEEL": "Wheel-Version: 1.0\nGenerator: airlock-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    info + "/entry_points.txt": "[console_scripts]\nsource-faker = tiny_faker:main\n",
+}
+with zipfile.ZipFile(sys.argv[1], "w") as whl:
+    for name, text in files.items():
+        whl.writestr(name, text)
+    whl.writestr(info + "/RECORD", "".join(n + ",,\n" for n in files) + info + "/RECORD,,\n")
+"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&wheel)
+        .status()
+        .expect("python3");
+    assert!(status.success(), "writing the wheel");
+    wheel
 }
 
 #[test]

@@ -129,7 +129,7 @@ fn our_destinations_pass_the_suite_as_docker_images() {
         "destination-csv",
     ] {
         let sb = Sandbox::new();
-        let image = format!("airlock/{destination}:dev");
+        let image = format!("airlock/{destination}:test");
         let (code, outcomes, report) =
             plugin_test(&sb, &[destination, "--docker-image", &image], &[]);
         assert_passes(destination, "Docker", code, &outcomes, &report);
@@ -264,15 +264,19 @@ fn a_new_plugin_builds_both_ways_and_passes_the_suite_untouched() {
         run.stdout
     );
     let crate_dir = sb.path().join("destination-my-files");
-    // A shared target folder keeps reruns fast; the crate itself is fresh.
-    let target = root().join("target/scaffold-test");
+    // The crate itself is fresh, but it builds into the folder and with the profile
+    // of the tests' WASM fixtures, so what it shares with them (serde, the SDK, the
+    // bindings' macros) is compiled once per test run, not once more here.
+    let target = root().join("target/test-plugins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for extra in [&["--target", "wasm32-wasip2"][..], &[][..]] {
         let status = Command::new(&cargo)
             .current_dir(&crate_dir)
             // The crate resolves from the lockfile `plugin new` ships: nothing newer
             // than what airlock is tested with (scripts/scaffold-lock.sh renews it).
-            .args(["build", "--release", "--locked"])
+            .args(["build", "--locked", "--profile", "fixture"])
+            .args(["--config", "profile.fixture.inherits=\"release\""])
+            .args(["--config", "profile.fixture.debug=false"])
             .args(extra)
             .arg("--target-dir")
             .arg(&target)
@@ -287,8 +291,8 @@ fn a_new_plugin_builds_both_ways_and_passes_the_suite_untouched() {
              (if it is stale, run scripts/scaffold-lock.sh)"
         );
     }
-    let wasm = target.join("wasm32-wasip2/release/destination_my_files.wasm");
-    let exe = target.join("release/destination-my-files");
+    let wasm = target.join("wasm32-wasip2/fixture/destination_my_files.wasm");
+    let exe = target.join("fixture/destination-my-files");
     for flags in [
         ["--wasm", wasm.to_str().unwrap()],
         ["--local-executable", exe.to_str().unwrap()],

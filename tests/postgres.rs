@@ -112,7 +112,7 @@ fn the_suite_passes_against_a_real_server_as_a_docker_image() {
         &sb,
         &pg,
         &prefix,
-        &["--docker-image", "airlock/destination-postgres:dev"],
+        &["--docker-image", "airlock/destination-postgres:test"],
     );
     assert!(
         result

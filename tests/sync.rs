@@ -243,6 +243,7 @@ fn a_verbose_sync_tells_its_story_in_a_few_lines() {
         "commits are DEBUG: {err}"
     );
     assert_eq!(run.json()["records_confirmed"], 3);
+    assert_eq!(run.json()["sync_id"], sync_id, "the result names its span");
 }
 
 /// `text` without ANSI colour sequences (`ESC [ … m`).

@@ -115,7 +115,7 @@ fn secrets_are_masked_in_all_a_container_says() {
     leaks_are_masked(
         &sb,
         "docker",
-        &["--docker-image", "airlock/test-adversary:dev"],
+        &["--docker-image", "airlock/test-adversary:test"],
     );
 }
 

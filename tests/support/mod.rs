@@ -22,39 +22,52 @@ pub fn faker_samples() -> PathBuf {
     root().join("../shared/samples/airbyte-source-faker")
 }
 
-/// A native plugin binary (`destination-dev-null`, `destination-local-json`), built
-/// once per test run.
+/// Our native plugins and the adversary, as the tests build them once per run.
+const NATIVE_PLUGINS: [&str; 5] = [
+    "destination-dev-null",
+    "destination-local-json",
+    "destination-csv",
+    "destination-postgres",
+    "test-adversary",
+];
+
+/// `scripts/package-docker.sh`, building the tests' plugins with the dev profile into
+/// `target/native-plugins` (their own folder: a plugin crate is also a cdylib, whose
+/// rlib is named without a hash, so building it here with other features into the
+/// shared folder would replace the one airlock linked).
+fn package_script(extra: &[&str]) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(root().join("scripts/package-docker.sh"))
+        .args(extra)
+        .args(NATIVE_PLUGINS)
+        .env("AIRLOCK_PACKAGE_PROFILE", "dev")
+        .env("AIRLOCK_PACKAGE_TAG", "test")
+        .env("AIRLOCK_PACKAGE_TARGET_DIR", root().join("target/native-plugins"));
+    command
+}
+
+/// A native plugin binary (`destination-dev-null`, `destination-local-json`, …),
+/// built once per test run, statically linked: the Docker images are made of these
+/// very files, so one build serves both.
 pub fn plugin_bin(name: &str) -> PathBuf {
-    // Their own target folder: a plugin crate is also a cdylib, whose rlib is
-    // named without a hash, so building it here with other features into the
-    // shared folder would replace the one airlock (and its doctests) linked.
-    let dir = root().join("target/native-plugins");
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(root())
-            .args([
-                "build",
-                "-p",
-                "destination-dev-null",
-                "-p",
-                "destination-local-json",
-                "-p",
-                "destination-csv",
-                "-p",
-                "destination-postgres",
-                "-p",
-                "test-adversary",
-                "--target-dir",
-            ])
-            .arg(&dir)
-            .env_remove("CARGO_TARGET_DIR")
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let status = package_script(&["--build-only"])
             .status()
-            .expect("run cargo build for the plugins");
+            .expect("run scripts/package-docker.sh --build-only");
         assert!(status.success(), "building the plugins failed");
+        let host = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .arg("-vV")
+            .output()
+            .expect("rustc -vV");
+        let host = String::from_utf8_lossy(&host.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+            .expect("rustc names its host");
+        root().join("target/native-plugins").join(host).join("debug")
     });
-    let path = dir.join("debug").join(name);
+    let path = dir.join(name);
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }
@@ -393,20 +406,13 @@ pub fn docker_ready() -> bool {
     ready
 }
 
-/// Builds the `airlock/<plugin>:dev` images once per test run (ours and the
-/// adversary), FROM scratch, with scripts/package-docker.sh.
+/// Builds the `airlock/<plugin>:test` images once per test run (ours and the
+/// adversary), FROM scratch, from the binaries [`plugin_bin`] runs.
 pub fn docker_images() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(root().join("scripts/package-docker.sh"))
-            .args([
-                "destination-dev-null",
-                "destination-local-json",
-                "destination-csv",
-                "destination-postgres",
-                "test-adversary",
-            ])
+        plugin_bin(NATIVE_PLUGINS[0]);
+        let status = package_script(&[])
             .status()
             .expect("run scripts/package-docker.sh");
         assert!(status.success(), "building the test images failed");
