@@ -272,11 +272,7 @@ impl<'a> SyncJob<'a> {
             (WriteInput::Source(_), _) => "cache",
         };
         let sync_id = crate::events::new_sync_id();
-        let span = crate::events::sync_span(
-            &sync_id,
-            source_name,
-            self.destination.name(),
-        );
+        let span = crate::events::sync_span(&sync_id, source_name, self.destination.name());
         async move {
             SyncStarted { mode }.emit();
             let started = std::time::Instant::now();

@@ -43,7 +43,10 @@ fn package_script(extra: &[&str]) -> Command {
         .args(NATIVE_PLUGINS)
         .env("AIRLOCK_PACKAGE_PROFILE", "dev")
         .env("AIRLOCK_PACKAGE_TAG", "test")
-        .env("AIRLOCK_PACKAGE_TARGET_DIR", root().join("target/native-plugins"));
+        .env(
+            "AIRLOCK_PACKAGE_TARGET_DIR",
+            root().join("target/native-plugins"),
+        );
     command
 }
 
@@ -65,7 +68,10 @@ pub fn plugin_bin(name: &str) -> PathBuf {
             .lines()
             .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
             .expect("rustc names its host");
-        root().join("target/native-plugins").join(host).join("debug")
+        root()
+            .join("target/native-plugins")
+            .join(host)
+            .join("debug")
     });
     let path = dir.join(name);
     assert!(path.is_file(), "{} was not built", path.display());
