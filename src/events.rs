@@ -23,7 +23,9 @@
 //!   events about that stream (streams interleave in one write).
 //!
 //! Events (`event` field; level):
-//! - `sync_started` (INFO), `sync_finished` (INFO: counts, `outcome`, `error`);
+//! - `sync_started` (INFO), `sync_pipelined` (DEBUG: a cached sync's destination
+//!   starts once the read committed its first slice), `sync_finished` (INFO:
+//!   counts, `outcome`, `error`);
 //! - `write_started` (DEBUG), `write_finished` (INFO: counts, `completed`);
 //! - `stream_started` (INFO: the first record was sent), `stream_completed` (INFO:
 //!   `sent`, `confirmed`; the write finished cleanly), `stream_stopped` (INFO: the
@@ -133,6 +135,21 @@ impl SyncStarted<'_> {
     /// Emits the event in the current span.
     pub fn emit(&self) {
         tracing::info!(event = "sync_started", mode = %self.mode, "sync started");
+    }
+}
+
+/// A cached sync's read committed its first slice: the destination starts now
+/// and follows the read (a read that commits nothing until it ends is written
+/// after it, and says nothing here).
+pub struct SyncPipelined;
+
+impl SyncPipelined {
+    /// Emits the event in the current span.
+    pub fn emit(&self) {
+        tracing::debug!(
+            event = "sync_pipelined",
+            "the read committed its first slice; the destination starts and follows it"
+        );
     }
 }
 

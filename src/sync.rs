@@ -21,12 +21,17 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::cache::replay::{ReplayPlan, SentStates, replay, resume_catalog};
+use crate::cache::fill::FillProgress;
+use crate::cache::replay::{
+    PositionWriter, ReplayPlan, SentStates, Tail, replay, resume_catalog,
+};
 use crate::cache::{Cache, CacheError, ControlCallback, ReadResult, stream_slot};
-use crate::events::{SyncFinished, SyncStarted};
+use crate::events::{SyncFinished, SyncPipelined, SyncStarted};
 use crate::executor::ExecutorError;
 use crate::protocol::ConfiguredAirbyteCatalog;
-use crate::source::{ReadOptions, Source, SourceError, WriteStrategy, configure};
+use crate::source::{
+    CacheReadHooks, ReadOptions, Source, SourceError, WriteStrategy, configure,
+};
 use crate::state::{StateError, StateStore, StateTarget, SyncKey};
 use crate::write::{Progress, ProgressCallback, WriteError, WriteJob, WriteOptions, WriteResult};
 
@@ -325,7 +330,7 @@ impl<'a> SyncJob<'a> {
         match self.input {
             WriteInput::ReadResult(read) => {
                 let write = self
-                    .write_cached(read, &key, destination_config, &given)
+                    .write_cached(read, &key, destination_config, &given, None)
                     .await?;
                 Ok(SyncResult {
                     sync_id: String::new(), // set by `run`
@@ -374,34 +379,79 @@ impl<'a> SyncJob<'a> {
                             streams: self.streams.clone(),
                         };
                         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                        let counter_seen = counter.clone();
                         let ticker = self.read_progress(source.name(), counter.clone());
-                        let read = source
-                            .read_into_cache(
-                                &cache,
-                                options,
-                                source_config,
-                                input_state,
-                                Some(control),
-                                Some(counter),
-                            )
-                            .await;
+                        let (commits, mut progress) =
+                            tokio::sync::watch::channel(FillProgress::default());
+                        let reading = source.read_into_cache(
+                            &cache,
+                            options,
+                            source_config,
+                            input_state,
+                            CacheReadHooks {
+                                control: Some(control),
+                                counter: Some(counter),
+                                commits: Some(commits),
+                            },
+                        );
+                        let mut reading = std::pin::pin!(reading);
+                        // The destination starts as soon as the read's first slice
+                        // (its records up to a STATE) is committed, and follows the
+                        // read from there; a read that commits nothing before it
+                        // ends is written after it. Either way the read runs to its
+                        // end, as it did when the write came after it.
+                        let ended_first = tokio::select! {
+                            biased;
+                            read = &mut reading => Some(read),
+                            () = first_commit(&mut progress) => None,
+                        };
                         if let Some(ticker) = ticker {
                             ticker.abort();
                         }
-                        let (read, read_failure) = match read {
-                            Ok(read) => (read, None),
-                            // What the source emitted up to its last state is cached:
-                            // deliver it, then report the source's failure.
-                            Err(SourceError::ReadFailed { source: error, .. }) => (
-                                ReadResult::from_cache(cache.clone(), source.name())?,
-                                Some(error),
-                            ),
-                            Err(other) => return Err(other.into()),
+                        let (read, written) = match ended_first {
+                            Some(read) => {
+                                let (read, failure) = cached_so_far(read, &cache, source)?;
+                                let written = self
+                                    .write_cached(&read, &key, destination_config, &given, None)
+                                    .await;
+                                ((read, failure), written)
+                            }
+                            None => {
+                                SyncPipelined.emit();
+                                self.report_reading(counter_seen, progress.clone());
+                                let so_far = ReadResult::from_cache(cache.clone(), source.name())?;
+                                let writing = async {
+                                    let written = self
+                                        .write_cached(
+                                            &so_far,
+                                            &key,
+                                            destination_config,
+                                            &given,
+                                            Some(progress),
+                                        )
+                                        .await;
+                                    if written.is_err() {
+                                        // The read goes on: the cache is the buffer
+                                        // a rerun delivers from, and a source need
+                                        // not be able to resume mid-read.
+                                        tracing::warn!(
+                                            "the write failed; the read into the cache goes \
+                                             on to its end, so that a rerun delivers it without \
+                                             reading the source again"
+                                        );
+                                    }
+                                    written
+                                };
+                                let (read, written) = tokio::join!(reading, writing);
+                                match written {
+                                    Err(error) => return Err(error),
+                                    Ok(write) => (cached_so_far(read, &cache, source)?, Ok(write)),
+                                }
+                            }
                         };
+                        let (read, read_failure) = read;
                         let records_read = read.total_records_read();
-                        let mut write = self
-                            .write_cached(&read, &key, destination_config, &given)
-                            .await?;
+                        let mut write = written?;
                         if let Some(error) = read_failure {
                             return Err(SyncError::SourceFailed {
                                 source: error,
@@ -486,6 +536,26 @@ impl<'a> SyncJob<'a> {
                 (progress.lock().unwrap_or_else(|e| e.into_inner()))(&snapshot);
             }
         }))
+    }
+
+    /// While the write follows a read still filling the cache, its progress also
+    /// says how many records the read has cached.
+    fn report_reading(
+        &mut self,
+        counter: Arc<std::sync::atomic::AtomicU64>,
+        fill: tokio::sync::watch::Receiver<FillProgress>,
+    ) {
+        let Some(user) = self.progress.clone() else {
+            return;
+        };
+        let decorated: ProgressCallback = Box::new(move |p: &Progress| {
+            let mut p = p.clone();
+            if !fill.borrow().finished {
+                p.reading = Some(counter.load(std::sync::atomic::Ordering::Relaxed));
+            }
+            (user.lock().unwrap_or_else(|e| e.into_inner()))(&p);
+        });
+        self.progress = Some(Arc::new(Mutex::new(decorated)));
     }
 
     /// The config to run `connector` with: the one it last set through CONTROL
@@ -632,13 +702,15 @@ impl<'a> SyncJob<'a> {
     }
 
     /// Replays `read` into the destination: only what it has not confirmed, unless
-    /// a full refresh.
+    /// a full refresh. With `tail`, the read is still filling the cache, and the
+    /// replay follows it commit by commit.
     async fn write_cached(
         &mut self,
         read: &ReadResult,
         key: &SyncKey,
         destination_config: Value,
         given: &Value,
+        tail: Option<tokio::sync::watch::Receiver<FillProgress>>,
     ) -> Result<WriteResult, SyncError> {
         let cache = read.cache().clone();
         let mut catalog = self.replay_catalog(read)?;
@@ -660,22 +732,29 @@ impl<'a> SyncJob<'a> {
 
         let (writer, reader) = tokio::io::duplex(1024 * 1024);
         let sent: SentStates = Arc::new(Mutex::new(Vec::new()));
+        let write_over = Arc::new(tokio::sync::Notify::new());
         let replaying = {
             let cache = cache.clone();
             let sent = sent.clone();
             let runtime = tokio::runtime::Handle::current();
             let span = tracing::Span::current();
+            let tail = tail.map(|progress| Tail {
+                progress,
+                write_over: write_over.clone(),
+            });
             tokio::task::spawn_blocking(move || {
-                span.in_scope(|| replay(&cache, &plan, writer, sent, runtime))
+                span.in_scope(|| replay(&cache, &plan, writer, sent, runtime, tail))
             })
         };
-        let (source, destination, position_key) = (
+        let destination_key = self.position_key(&key.destination);
+        let positions = Arc::new(Mutex::new(Some(PositionWriter::start(
+            cache.clone(),
             read.source_name().to_owned(),
+            destination_key.clone(),
             self.destination.name().to_owned(),
-            self.position_key(&key.destination),
-        );
-        let destination_key = position_key.clone();
+        ))));
         let mut moved = 0usize;
+        let confirming = positions.clone();
         let job = self
             .destination
             .write_with_config(destination_config, Box::new(reader), catalog)
@@ -684,18 +763,23 @@ impl<'a> SyncJob<'a> {
                 let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
                 let upto = confirmed.min(sent.len());
                 if upto > moved {
-                    if let Err(error) = cache.confirm(&source, &position_key, &sent[moved..upto]) {
-                        tracing::warn!(
-                            "the cache could not record what {destination} confirmed ({error}); \
-                             the next write of this cache resends it"
-                        );
+                    if let Some(writer) = &*confirming.lock().unwrap_or_else(|p| p.into_inner()) {
+                        writer.confirm(sent[moved..upto].to_vec());
                     }
                     moved = upto;
                 }
             });
         let job = self.prepare(job, key, given);
         let written = job.run().await;
+        // A write that is over (a failure, or a destination that ended early) stops
+        // a replay waiting for the read's next commit.
+        write_over.notify_one();
         let replayed = replaying.await;
+        // The positions are stored before this write reports anything.
+        let writer = positions.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.finish()).await;
+        }
         let write = written?;
         match replayed {
             Ok(Ok(summary)) => {
@@ -766,4 +850,31 @@ fn available_name(stream: &crate::protocol::ConfiguredAirbyteStream) -> String {
         stream.stream.namespace.clone(),
     )
     .to_string()
+}
+
+/// Waits until a fill has committed its first slice; never, if it ends without.
+async fn first_commit(progress: &mut tokio::sync::watch::Receiver<FillProgress>) {
+    while progress.borrow_and_update().commits == 0 {
+        if progress.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// What a read left in the cache to write, and its failure: a source that failed
+/// mid-stream keeps what it emitted up to its last state cached, which is
+/// delivered before the failure is reported.
+fn cached_so_far(
+    read: Result<ReadResult, SourceError>,
+    cache: &Arc<Cache>,
+    source: &Source,
+) -> Result<(ReadResult, Option<ExecutorError>), SyncError> {
+    match read {
+        Ok(read) => Ok((read, None)),
+        Err(SourceError::ReadFailed { source: error, .. }) => Ok((
+            ReadResult::from_cache(cache.clone(), source.name())?,
+            Some(error),
+        )),
+        Err(other) => Err(other.into()),
+    }
 }

@@ -316,6 +316,112 @@ elif args[0] == "write":
 }
 
 #[test]
+fn a_destination_that_crashes_while_following_the_read_loses_nothing_and_the_read_is_kept() {
+    let sb = Sandbox::new();
+    let script = scripted_source(&sb);
+    let out = sb.path().join("received.txt");
+    let crash_once = sb.path().join("crash-once");
+    std::fs::write(&crash_once, "").expect("marker");
+    // Writes each record's n to a file, echoes states, and crashes after its
+    // third state while the marker file exists (removing it).
+    let destination = sb.script(
+        "dest-crash-once.py",
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, os, sys
+args = sys.argv[1:]
+def out(m): print(json.dumps(m), flush=True)
+if args[0] == "spec":
+    out({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object"}}}}}})
+    sys.exit(0)
+states = 0
+with open("{out}", "a") as received:
+    for line in sys.stdin:
+        m = json.loads(line)
+        if m["type"] == "RECORD":
+            received.write(str(m["record"]["data"]["n"]) + "\n")
+            received.flush()
+        elif m["type"] == "STATE":
+            out(m)
+            states += 1
+            if states == 3 and os.path.exists("{marker}"):
+                os.remove("{marker}")
+                print("destination crashed on purpose", file=sys.stderr, flush=True)
+                sys.exit(3)
+"#,
+            out = out.display(),
+            marker = crash_once.display()
+        ),
+    );
+    let config = json!({"records": 40, "sleep": 0.05}).to_string();
+    let run_sync = || {
+        sb.run(
+            &[
+                "sync",
+                "--source",
+                "scripted",
+                "--source-config",
+                &config,
+                "--source-local-executable",
+                script.to_str().unwrap(),
+                "--destination",
+                "crashy",
+                "--destination-config",
+                "{}",
+                "--local-executable",
+                destination.to_str().unwrap(),
+            ],
+            None,
+        )
+    };
+    let run = run_sync();
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("destination crashed on purpose"),
+        "{}",
+        run.stderr
+    );
+    let cached: Value = rusqlite::Connection::open(sb.home().join("cache/default.sqlite"))
+        .and_then(|c| {
+            c.query_row("SELECT state_json FROM source_state", [], |r| {
+                r.get::<_, String>(0)
+            })
+        })
+        .map(|j| serde_json::from_str(&j).expect("state json"))
+        .expect("a cached state");
+    let cached = cached["stream"]["stream_state"]["n"].as_i64().expect("n");
+    assert_eq!(
+        cached, 40,
+        "the read went on to its end after the destination failed"
+    );
+    assert_eq!(
+        stored_states(&sb.state_db())[0].1["stream"]["stream_state"]["n"],
+        3,
+        "the destination's confirmed states are kept"
+    );
+
+    // The rerun delivers what the cache still owes, then the source's new records.
+    let run = run_sync();
+    run.expect_code(0);
+    let resumed = seen(&sb, "state.json")[0]["stream"]["stream_state"]["n"]
+        .as_i64()
+        .expect("resumed from a state");
+    assert_eq!(resumed, 40, "the source resumed after what was cached");
+    let mut received: Vec<i64> = std::fs::read_to_string(&out)
+        .expect("received")
+        .lines()
+        .map(|l| l.parse().expect("n"))
+        .collect();
+    received.sort_unstable();
+    received.dedup();
+    assert_eq!(
+        received,
+        (1..=80).collect::<Vec<_>>(),
+        "every record reached the destination"
+    );
+}
+
+#[test]
 fn a_catalog_the_destination_rejects_is_a_clear_error_and_nothing_is_lost() {
     let sb = Sandbox::new();
     let script = scripted_source(&sb);
@@ -408,8 +514,8 @@ fn rows_in(db: &Path, table: &str) -> i64 {
 
 #[test]
 fn an_interrupted_sync_resumes_with_nothing_lost() {
-    // With the cache, Ctrl-C lands while the source is being read; without it,
-    // while records stream into the destination.
+    // Ctrl-C lands while records stream into the destination: with the cache,
+    // while the source is still being read into it, too.
     for no_cache in [false, true] {
         let sb = Sandbox::new();
         let script = scripted_source(&sb);
@@ -425,11 +531,11 @@ fn an_interrupted_sync_resumes_with_nothing_lost() {
             .stderr(std::process::Stdio::piped());
         let child = cmd.spawn().expect("spawn");
         let progressed = || {
-            if no_cache {
-                rows_in(&sb.state_db(), "stream_state") > 0
-            } else {
-                rows_in(&sb.home().join("cache/default.sqlite"), "source_state") > 0
-            }
+            // With the cache, the destination follows the read: Ctrl-C lands
+            // once both sides have got going.
+            rows_in(&sb.state_db(), "stream_state") > 0
+                && (no_cache
+                    || rows_in(&sb.home().join("cache/default.sqlite"), "source_state") > 0)
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !progressed() {
@@ -485,14 +591,16 @@ fn progress_is_reported_while_reading_into_the_cache_and_while_writing() {
     let script = scripted_source(&sb);
     let snapshots = Arc::new(Mutex::new(Vec::new()));
     runtime().block_on(async {
+        // A state after each record, 50 ms apart: a read of two seconds.
         let source = get_source("scripted")
             .local_executable(&script)
-            .config(json!({"records": 30, "sleep": 0.02}))
+            .config(json!({"records": 40, "sleep": 0.05}))
             .build()
             .expect("source");
-        // A destination that takes its time, so the write is seen too.
+        // A destination a little slower than the source, so the write is seen
+        // following the read and after it.
         let dest = airlock::get_destination("destination-dev-null")
-            .config(json!({"test_destination": {"test_destination_type": "THROTTLED", "millis_per_record": 20}}))
+            .config(json!({"test_destination": {"test_destination_type": "THROTTLED", "millis_per_record": 60}}))
             .build()
             .expect("dest");
         let seen = snapshots.clone();
@@ -517,8 +625,16 @@ fn progress_is_reported_while_reading_into_the_cache_and_while_writing() {
     assert!(
         snapshots
             .iter()
-            .any(|(reading, sent)| reading.is_none() && *sent > 0),
-        "the write was reported: {snapshots:?}"
+            .any(|(reading, sent)| reading.is_some() && *sent > 0),
+        "the destination received records while the read went on: {snapshots:?}"
+    );
+    let over = snapshots
+        .iter()
+        .position(|(reading, sent)| reading.is_none() && *sent > 0)
+        .unwrap_or_else(|| panic!("the write was reported after the read: {snapshots:?}"));
+    assert!(
+        snapshots[over..].iter().all(|(reading, _)| reading.is_none()),
+        "once over, the read stays over: {snapshots:?}"
     );
 }
 

@@ -1,14 +1,16 @@
 //! Filling the cache from a source's output.
 //!
 //! Owns turning output lines into message rows, committing at each STATE, and
-//! rolling back the tail after the last STATE when the source fails. It runs on a
-//! blocking thread (SQLite is synchronous) and does not run the source.
+//! rolling back the tail after the last STATE when the source fails; and telling
+//! whoever tails the read (a pipelined replay) of each commit and of the end. It
+//! runs on a blocking thread (SQLite is synchronous), on a connection of its own so
+//! that readers and confirmations go on beside it, and does not run the source.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Cache, CacheError, RowKind, slot_descriptor, state_slot, stream_slot};
 use crate::executor::OutputEvent;
@@ -28,6 +30,18 @@ pub(crate) struct FillPlan {
     pub control: Option<ControlCallback>,
     /// Counts records as they are cached, for a progress display.
     pub counter: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Told of each commit and of the end (see [`FillProgress`]).
+    pub commits: Option<watch::Sender<FillProgress>>,
+}
+
+/// How far a fill is, for a replay that tails it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FillProgress {
+    /// Slices committed so far (each ends at a STATE, the last may end at the
+    /// source's clean exit).
+    pub commits: u64,
+    /// The fill is over: nothing more will be committed.
+    pub finished: bool,
 }
 
 /// What a fill added.
@@ -48,8 +62,11 @@ pub(crate) fn fill(
     mut output: mpsc::Receiver<OutputEvent>,
     keep_tail: oneshot::Receiver<bool>,
 ) -> Result<FillSummary, CacheError> {
-    let conn = cache.lock();
     let sql = cache.sql_error();
+    let commits = plan.commits.clone();
+    // However the fill ends, a tailing replay learns that nothing more comes.
+    let _finished = Finished(commits.clone());
+    let conn = cache.connect()?;
     conn.execute_batch("BEGIN").map_err(&sql)?;
     let source_id = match prepare(cache, &conn, &plan) {
         Ok(id) => id,
@@ -148,6 +165,9 @@ pub(crate) fn fill(
                                     .map_err(&sql)?;
                                 summary.states += 1;
                                 conn.execute_batch("COMMIT; BEGIN").map_err(&sql)?;
+                                if let Some(commits) = &commits {
+                                    commits.send_modify(|p| p.commits += 1);
+                                }
                             }
                             Payload::Trace(trace)
                                 if trace.trace_type == TraceType::StreamStatus =>
@@ -190,12 +210,26 @@ pub(crate) fn fill(
     let keep = result.is_ok() && keep_tail.blocking_recv().unwrap_or(false);
     let end = if keep { "COMMIT" } else { "ROLLBACK" };
     conn.execute_batch(end).map_err(&sql)?;
+    if keep && let Some(commits) = &commits {
+        commits.send_modify(|p| p.commits += 1);
+    }
     result?;
     summary.records = records
         .into_iter()
         .map(|(slot, n)| (slot_descriptor(&slot), n))
         .collect();
     Ok(summary)
+}
+
+/// Says [`FillProgress::finished`] when dropped.
+struct Finished(Option<watch::Sender<FillProgress>>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if let Some(commits) = &self.0 {
+            commits.send_modify(|p| p.finished = true);
+        }
+    }
 }
 
 /// A run of records stops growing at this size.

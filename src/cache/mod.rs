@@ -159,6 +159,10 @@ pub(crate) fn state_slot(state: &AirbyteStateMessage) -> String {
     }
 }
 
+/// How long a connection waits for another's write to end. A fill holds the write
+/// lock from one STATE to the next, so a confirmation may wait one slice.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The embedded read cache: one SQLite file.
 #[derive(Debug)]
 pub struct Cache {
@@ -200,8 +204,7 @@ impl Cache {
             path: path.clone(),
             source,
         };
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(sql)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
         let application_id: i64 = conn
             .pragma_query_value(None, "application_id", |row| row.get(0))
             .map_err(sql)?;
@@ -283,6 +286,14 @@ impl Cache {
     /// Where the cache lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A connection of its own to the cache file, for work that runs beside the
+    /// others (a fill while a replay tails it and confirmations move positions).
+    pub(crate) fn connect(&self) -> Result<Connection, CacheError> {
+        let conn = Connection::open(&self.path).map_err(self.sql_error())?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(self.sql_error())?;
+        Ok(conn)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -434,7 +445,17 @@ impl Cache {
         destination: &str,
         confirmed: &[(i64, String)],
     ) -> Result<(), CacheError> {
-        let mut conn = self.lock();
+        self.confirm_on(&mut self.lock(), source, destination, confirmed)
+    }
+
+    /// [`Cache::confirm`] on a connection of the caller's.
+    pub(crate) fn confirm_on(
+        &self,
+        conn: &mut Connection,
+        source: &str,
+        destination: &str,
+        confirmed: &[(i64, String)],
+    ) -> Result<(), CacheError> {
         let tx = conn.transaction().map_err(self.sql_error())?;
         for (seq, slot) in confirmed {
             tx.execute(

@@ -1,7 +1,7 @@
 use serde_json::json;
 
-use super::fill::{FillPlan, fill};
-use super::replay::{ReplayPlan, SentStates, replay, resume_catalog};
+use super::fill::{FillPlan, FillProgress, fill};
+use super::replay::{ReplayPlan, SentStates, Tail, replay, resume_catalog};
 use super::*;
 use crate::executor::OutputEvent;
 use crate::protocol::{DestinationSyncMode, LineBatch};
@@ -40,6 +40,7 @@ fn fill_lines(cache: &Cache, lines: &[String], ok: bool, restart: bool) -> fill:
         restart,
         control: None,
         counter: None,
+        commits: None,
     };
     fill(cache, plan, rx, keep_rx).expect("fill")
 }
@@ -61,7 +62,7 @@ fn replay_all(cache: &Cache, destination: &str) -> (Vec<String>, Vec<(i64, Strin
     let path = cache.path().to_owned();
     let worker = std::thread::spawn(move || {
         let cache = Cache::open(&path).expect("reopen");
-        replay(&cache, &plan, writer, thread_sent, handle).expect("replay");
+        replay(&cache, &plan, writer, thread_sent, handle, None).expect("replay");
     });
     let mut out = Vec::new();
     runtime.block_on(async {
@@ -244,4 +245,132 @@ fn a_resumed_overwrite_continues_as_append() {
         DestinationSyncMode::Append,
         "part of this copy is confirmed: do not wipe it"
     );
+}
+
+/// Reads one line of `reader`, or fails after 20 s (a replay that does not tail
+/// the fill would hold it back until the fill ends, which this test never lets
+/// happen first).
+async fn next_line(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), reader.read_line(&mut line))
+        .await
+        .expect("the replay sends each slice once it is committed, before the read ends")
+        .expect("read");
+    line.trim_end().to_owned()
+}
+
+#[test]
+fn a_tailing_replay_sends_each_slice_once_committed_and_never_the_rolled_back_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (lines_tx, lines_rx) = tokio::sync::mpsc::channel(4);
+    let (keep, keep_rx) = tokio::sync::oneshot::channel();
+    let (commits, progress) = tokio::sync::watch::channel(FillProgress::default());
+    let plan = FillPlan {
+        source: "src".into(),
+        catalog: catalog("append", "incremental"),
+        restart: false,
+        control: None,
+        counter: None,
+        commits: Some(commits),
+    };
+    let filling = {
+        let cache = cache.clone();
+        std::thread::spawn(move || fill(&cache, plan, lines_rx, keep_rx))
+    };
+    let send = |lines: &[String]| {
+        let mut bytes = lines.join("\n").into_bytes();
+        bytes.push(b'\n');
+        lines_tx
+            .blocking_send(OutputEvent::Lines(LineBatch::from_lines(bytes)))
+            .expect("send");
+    };
+    let (writer, reader) = tokio::io::duplex(1 << 20);
+    let sent: SentStates = Default::default();
+    let write_over = Arc::new(tokio::sync::Notify::new());
+    let replaying = {
+        let (cache, sent, handle) = (cache.clone(), sent.clone(), runtime.handle().clone());
+        let tail = Tail {
+            progress,
+            write_over: write_over.clone(),
+        };
+        std::thread::spawn(move || {
+            let plan = ReplayPlan {
+                source: "src".into(),
+                slots: ["s".to_owned()].into_iter().collect(),
+                positions: Default::default(),
+            };
+            replay(&cache, &plan, writer, sent, handle, Some(tail))
+        })
+    };
+    let mut reader = tokio::io::BufReader::new(reader);
+    // Slice 1 reaches the reader while the read goes on.
+    send(&[record(1), record(2), state(2)]);
+    let first: Vec<String> = runtime.block_on(async {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(next_line(&mut reader).await);
+        }
+        got
+    });
+    assert_eq!(first, [record(1), record(2), state(2)]);
+    // Slice 2, then a tail the source never covers with a state: it fails.
+    send(&[record(3), state(3), record(4)]);
+    drop(lines_tx);
+    keep.send(false).expect("keep");
+    filling.join().expect("fill thread").expect("fill");
+    let rest = runtime.block_on(async {
+        use tokio::io::AsyncReadExt;
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).await.expect("read");
+        rest
+    });
+    assert_eq!(
+        rest.lines().collect::<Vec<_>>(),
+        [record(3), state(3)],
+        "the rolled-back record 4 never goes out"
+    );
+    let summary = replaying.join().expect("replay thread").expect("replay");
+    assert_eq!(summary.rows_sent, 4, "two runs of records, two states");
+    assert_eq!(sent.lock().expect("sent").len(), 2);
+}
+
+#[test]
+fn a_tailing_replay_stops_waiting_when_the_write_is_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // A fill that never commits nor ends (its sender is held).
+    let (_commits, progress) = tokio::sync::watch::channel(FillProgress::default());
+    let (writer, reader) = tokio::io::duplex(1 << 20);
+    let write_over = Arc::new(tokio::sync::Notify::new());
+    let replaying = {
+        let (cache, handle) = (cache.clone(), runtime.handle().clone());
+        let tail = Tail {
+            progress,
+            write_over: write_over.clone(),
+        };
+        std::thread::spawn(move || {
+            let plan = ReplayPlan {
+                source: "src".into(),
+                slots: ["s".to_owned()].into_iter().collect(),
+                positions: Default::default(),
+            };
+            replay(&cache, &plan, writer, Default::default(), handle, Some(tail))
+        })
+    };
+    drop(reader);
+    write_over.notify_one();
+    let summary = replaying.join().expect("replay thread").expect("replay");
+    assert_eq!(summary.rows_sent, 0);
 }

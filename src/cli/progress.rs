@@ -76,28 +76,35 @@ impl Display {
     }
 }
 
-/// `N records sent (R/s, M MB/s), C confirmed`; while reading into the cache,
-/// `reading into the cache: N records (R/s)`; before the source's first message,
-/// `waiting for SOURCE to start (12 s)`.
+/// `N records sent (R/s, M MB/s), C confirmed`, with `; R read into the cache`
+/// while the read it follows goes on; before anything is sent, `reading into the
+/// cache: N records (R/s)`; before the source's first message, `waiting for SOURCE
+/// to start (12 s)`.
 pub fn summary_line(p: &Progress) -> String {
     let secs = p.elapsed.as_secs_f64().max(1e-9);
     if let Some(source) = &p.waiting_for {
         return format!("waiting for {source} to start ({} s)", p.elapsed.as_secs());
     }
-    if let Some(read) = p.reading {
+    if let Some(read) = p.reading
+        && p.records_sent == 0
+    {
         return format!(
             "reading into the cache: {read} records ({:.0}/s)",
             read as f64 / secs
         );
     }
-    format!(
+    let mut line = format!(
         "{} records sent ({:.0}/s, {:.1} MB/s), {} confirmed, {} states confirmed",
         p.records_sent,
         p.records_sent as f64 / secs,
         p.bytes_sent as f64 / 1e6 / secs,
         p.records_confirmed,
         p.states_confirmed,
-    )
+    );
+    if let Some(read) = p.reading {
+        line.push_str(&format!("; {read} read into the cache"));
+    }
+    line
 }
 
 /// The summary line, then one line per stream with its sent and confirmed counts.
@@ -165,6 +172,18 @@ mod tests {
         assert_eq!(
             panel(&reading),
             "reading into the cache: 3000 records (1500/s)"
+        );
+        let following = Progress {
+            records_sent: 1000,
+            reading: Some(3000),
+            elapsed: Duration::from_secs(2),
+            ..Progress::default()
+        };
+        assert!(
+            summary_line(&following).starts_with("1000 records sent (500/s")
+                && summary_line(&following).ends_with("; 3000 read into the cache"),
+            "{}",
+            summary_line(&following)
         );
     }
 }

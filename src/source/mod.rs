@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
-use crate::cache::fill::{FillPlan, fill};
+use crate::cache::fill::{FillPlan, FillProgress, fill};
 use crate::cache::{Cache, CacheError, ControlCallback, ReadResult};
 use crate::config::{self, ConfigError, SecretMask};
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent, Session};
@@ -96,6 +96,17 @@ pub enum WriteStrategy {
     Replace,
     /// `append_dedup` (needs a primary key).
     Merge,
+}
+
+/// What a sync hooks into a read into the cache.
+#[derive(Default)]
+pub(crate) struct CacheReadHooks {
+    /// Told of CONTROL config updates.
+    pub control: Option<ControlCallback>,
+    /// Counts records as they are cached, for a progress display.
+    pub counter: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Told of each commit and of the end, for a replay that tails the read.
+    pub commits: Option<tokio::sync::watch::Sender<FillProgress>>,
 }
 
 /// How a read into the cache goes (PyAirbyte's `read(write_strategy=..,
@@ -359,21 +370,25 @@ impl Source {
         } else {
             cache.source_state(&self.name)?.to_input_state()
         };
-        self.read_into_cache(cache, options, config, state, None, None)
+        self.read_into_cache(cache, options, config, state, CacheReadHooks::default())
             .await
     }
 
-    /// [`Source::read_with`] with the config and input state to run with, a
-    /// CONTROL callback and a progress counter.
+    /// [`Source::read_with`] with the config and input state to run with, and what
+    /// a sync hooks into the read.
     pub(crate) async fn read_into_cache(
         &self,
         cache: &Arc<Cache>,
         options: ReadOptions,
         config: Value,
         state: Option<Value>,
-        control: Option<ControlCallback>,
-        counter: Option<Arc<std::sync::atomic::AtomicU64>>,
+        hooks: CacheReadHooks,
     ) -> Result<ReadResult, SourceError> {
+        let CacheReadHooks {
+            control,
+            counter,
+            commits,
+        } = hooks;
         let catalog = self
             .configured_catalog_of(
                 options.strategy,
@@ -401,6 +416,7 @@ impl Source {
             restart: options.force_full_refresh,
             control,
             counter,
+            commits,
         };
         let filling = {
             let cache = cache.clone();

@@ -196,8 +196,9 @@ pub struct Progress {
     pub elapsed: Duration,
     /// Per stream: records sent, confirmed.
     pub streams: Vec<(StreamDescriptor, u64, u64)>,
-    /// While a source is being read into the cache (before anything is sent):
-    /// the records read so far. `None` while writing.
+    /// While a source is being read into the cache: the records cached so far
+    /// (a cached sync's destination follows the read, so records may be sent
+    /// meanwhile). `None` once the read is over, and without a cache.
     pub reading: Option<u64>,
     /// The source, while it has sent nothing yet (it may take a while to start:
     /// a Python connector, a container); `elapsed` is how long it has been.

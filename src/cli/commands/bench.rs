@@ -262,45 +262,57 @@ async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, Stri
     ))
 }
 
-/// One sync of `records` faker users into `destination`, through `cache` or not.
-/// With a cache, the read and the replay are also reported on their own.
+/// One sync of `records` faker users into `destination`: with no cache, or through
+/// `cache` (the default path, where the destination follows the read slice by slice).
 async fn sync_case(
     case: &str,
     records: u64,
     destination: &airlock::Destination,
     cache: Option<std::sync::Arc<airlock::cache::Cache>>,
-) -> anyhow::Result<Vec<CaseResult>> {
-    let source = airlock::source::get_source("source-faker")
-        .config(json!({"count": records, "seed": 1}))
-        .build()?;
+) -> anyhow::Result<CaseResult> {
+    let source = faker(records)?;
     // Compiling the components and discovery are not the part measured.
     source.discover().await?;
     destination.spec().await?;
     let started = Instant::now();
-    let Some(cache) = cache else {
-        let result = destination
-            .write(&source)
-            .streams(&["users"])
-            .no_cache()
-            .run()
-            .await
-            .with_context(|| format!("bench case {case}"))?;
-        anyhow::ensure!(
-            result.write.records_confirmed == records,
-            "bench case {case}: {} of {records} records confirmed",
-            result.write.records_confirmed
-        );
-        return Ok(vec![CaseResult {
-            case: case.into(),
-            records,
-            bytes: result.write.bytes_sent,
-            secs: started.elapsed().as_secs_f64(),
-        }]);
+    let job = destination.write(&source).streams(&["users"]);
+    let job = match cache {
+        Some(cache) => job.cache(cache),
+        None => job.no_cache(),
     };
+    let result = job
+        .run()
+        .await
+        .with_context(|| format!("bench case {case}"))?;
+    anyhow::ensure!(
+        result.write.records_confirmed == records,
+        "bench case {case}: {} of {records} records confirmed",
+        result.write.records_confirmed
+    );
+    Ok(CaseResult {
+        case: case.into(),
+        records,
+        bytes: result.write.bytes_sent,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A read into `cache`, then its replay into `destination`, one after the other:
+/// the two parts of a cached sync, each timed on its own.
+async fn read_then_replay(
+    case: &str,
+    records: u64,
+    destination: &airlock::Destination,
+    cache: std::sync::Arc<airlock::cache::Cache>,
+) -> anyhow::Result<Vec<CaseResult>> {
+    let source = faker(records)?;
+    source.discover().await?;
+    destination.spec().await?;
     let options = airlock::source::ReadOptions {
         streams: Some(vec!["users".into()]),
         ..Default::default()
     };
+    let started = Instant::now();
     let read = source.read_with(&cache, options).await?;
     let read_secs = started.elapsed().as_secs_f64();
     let replay_started = Instant::now();
@@ -317,24 +329,25 @@ async fn sync_case(
     let bytes = result.write.bytes_sent;
     Ok(vec![
         CaseResult {
-            case: format!("{case}: read into the cache"),
+            case: format!("{case}: the read into the cache alone"),
             records,
             bytes,
             secs: read_secs,
         },
         CaseResult {
-            case: format!("{case}: replay from the cache"),
+            case: format!("{case}: the replay from the cache alone"),
             records,
             bytes,
             secs: replay_started.elapsed().as_secs_f64(),
         },
-        CaseResult {
-            case: case.into(),
-            records,
-            bytes,
-            secs: started.elapsed().as_secs_f64(),
-        },
     ])
+}
+
+/// The built-in faker, `records` users.
+fn faker(records: u64) -> anyhow::Result<airlock::source::Source> {
+    Ok(airlock::source::get_source("source-faker")
+        .config(json!({"count": records, "seed": 1}))
+        .build()?)
 }
 
 /// The built-in faker alone: its output read and dropped.
@@ -378,43 +391,60 @@ pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
             None,
         )
     };
-    let dev_null = destination(
-        "destination-dev-null",
-        json!({"test_destination": {"test_destination_type": "SILENT"}}),
-    );
     let cache =
         |name: &str| airlock::cache::Cache::open(scratch.path().join(format!("{name}.sqlite")));
     let n = args.records;
     let mut rows = vec![faker_alone(n).await?];
-    rows.extend(sync_case("faker → WASM dev-null, no cache", n, &dev_null, None).await?);
-    rows.extend(
-        sync_case(
-            "faker → WASM dev-null, cache",
+    let mut ratios = Vec::new();
+    for (label, name, config) in [
+        (
+            "dev-null",
+            "destination-dev-null",
+            std::array::from_fn(|_| json!({"test_destination": {"test_destination_type": "SILENT"}})),
+        ),
+        (
+            "local-json",
+            "destination-local-json",
+            [
+                json!({"destination_path": "/local/no-cache"}),
+                json!({"destination_path": "/local/cache"}),
+                json!({"destination_path": "/local/parts"}),
+            ],
+        ),
+    ] {
+        let [no_cache, cached, parts] = config.map(|config| destination(name, config));
+        let streamed =
+            sync_case(&format!("faker → WASM {label}, no cache"), n, &no_cache, None).await?;
+        let through = sync_case(
+            &format!("faker → WASM {label}, cache (the default)"),
             n,
-            &dev_null,
-            Some(cache("dev-null")?),
+            &cached,
+            Some(cache(&format!("{label}-sync"))?),
         )
-        .await?,
-    );
-    let no_cache_json = destination(
-        "destination-local-json",
-        json!({"destination_path": "/local/no-cache"}),
-    );
-    rows.extend(sync_case("faker → WASM local-json, no cache", n, &no_cache_json, None).await?);
-    let cached_json = destination(
-        "destination-local-json",
-        json!({"destination_path": "/local/cache"}),
-    );
-    rows.extend(
-        sync_case(
-            "faker → WASM local-json, cache",
-            n,
-            &cached_json,
-            Some(cache("local-json")?),
-        )
-        .await?,
-    );
+        .await?;
+        ratios.push(format!(
+            "WASM {label}: a cached sync runs at {:.2}× the no-cache sync",
+            through.records_per_sec() / streamed.records_per_sec()
+        ));
+        rows.push(streamed);
+        rows.push(through);
+        rows.extend(
+            read_then_replay(
+                &format!("faker → WASM {label}, cache"),
+                n,
+                &parts,
+                cache(&format!("{label}-parts"))?,
+            )
+            .await?,
+        );
+    }
     print_table(&rows, args.json);
+    if !args.json {
+        println!();
+        for ratio in ratios {
+            println!("{ratio}");
+        }
+    }
     Ok(())
 }
 
