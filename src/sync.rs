@@ -23,15 +23,13 @@ use tracing::Instrument;
 
 use crate::cache::fill::FillProgress;
 use crate::cache::replay::{
-    PositionWriter, ReplayPlan, SentStates, Tail, replay, resume_catalog,
+    PendingPositions, PositionWriter, ReplayPlan, SentStates, Tail, replay, resume_catalog,
 };
 use crate::cache::{Cache, CacheError, ControlCallback, ReadResult, stream_slot};
 use crate::events::{SyncFinished, SyncPipelined, SyncStarted};
 use crate::executor::ExecutorError;
 use crate::protocol::ConfiguredAirbyteCatalog;
-use crate::source::{
-    CacheReadHooks, ReadOptions, Source, SourceError, WriteStrategy, configure,
-};
+use crate::source::{CacheReadHooks, ReadOptions, Source, SourceError, WriteStrategy, configure};
 use crate::state::{StateError, StateStore, StateTarget, SyncKey};
 use crate::write::{Progress, ProgressCallback, WriteError, WriteJob, WriteOptions, WriteResult};
 
@@ -383,6 +381,10 @@ impl<'a> SyncJob<'a> {
                         let ticker = self.read_progress(source.name(), counter.clone());
                         let (commits, mut progress) =
                             tokio::sync::watch::channel(FillProgress::default());
+                        let positions = PendingPositions::new(
+                            source.name(),
+                            &self.position_key(&key.destination),
+                        );
                         let reading = source.read_into_cache(
                             &cache,
                             options,
@@ -392,6 +394,7 @@ impl<'a> SyncJob<'a> {
                                 control: Some(control),
                                 counter: Some(counter),
                                 commits: Some(commits),
+                                positions: Some(positions.clone()),
                             },
                         );
                         let mut reading = std::pin::pin!(reading);
@@ -427,7 +430,10 @@ impl<'a> SyncJob<'a> {
                                             &key,
                                             destination_config,
                                             &given,
-                                            Some(progress),
+                                            Some(Following {
+                                                progress,
+                                                positions,
+                                            }),
                                         )
                                         .await;
                                     if written.is_err() {
@@ -710,7 +716,7 @@ impl<'a> SyncJob<'a> {
         key: &SyncKey,
         destination_config: Value,
         given: &Value,
-        tail: Option<tokio::sync::watch::Receiver<FillProgress>>,
+        tail: Option<Following>,
     ) -> Result<WriteResult, SyncError> {
         let cache = read.cache().clone();
         let mut catalog = self.replay_catalog(read)?;
@@ -738,8 +744,8 @@ impl<'a> SyncJob<'a> {
             let sent = sent.clone();
             let runtime = tokio::runtime::Handle::current();
             let span = tracing::Span::current();
-            let tail = tail.map(|progress| Tail {
-                progress,
+            let tail = tail.as_ref().map(|following| Tail {
+                progress: following.progress.clone(),
                 write_over: write_over.clone(),
             });
             tokio::task::spawn_blocking(move || {
@@ -747,10 +753,13 @@ impl<'a> SyncJob<'a> {
             })
         };
         let destination_key = self.position_key(&key.destination);
+        let pending = match tail {
+            Some(following) => following.positions,
+            None => PendingPositions::new(read.source_name(), &destination_key),
+        };
         let positions = Arc::new(Mutex::new(Some(PositionWriter::start(
             cache.clone(),
-            read.source_name().to_owned(),
-            destination_key.clone(),
+            pending,
             self.destination.name().to_owned(),
         ))));
         let mut moved = 0usize;
@@ -764,7 +773,7 @@ impl<'a> SyncJob<'a> {
                 let upto = confirmed.min(sent.len());
                 if upto > moved {
                     if let Some(writer) = &*confirming.lock().unwrap_or_else(|p| p.into_inner()) {
-                        writer.confirm(sent[moved..upto].to_vec());
+                        writer.confirm(&sent[moved..upto]);
                     }
                     moved = upto;
                 }
@@ -850,6 +859,12 @@ fn available_name(stream: &crate::protocol::ConfiguredAirbyteStream) -> String {
         stream.stream.namespace.clone(),
     )
     .to_string()
+}
+
+/// A read a cached write follows: its commits, and the positions its fill stores.
+struct Following {
+    progress: tokio::sync::watch::Receiver<FillProgress>,
+    positions: Arc<PendingPositions>,
 }
 
 /// Waits until a fill has committed its first slice; never, if it ends without.

@@ -633,7 +633,9 @@ fn progress_is_reported_while_reading_into_the_cache_and_while_writing() {
         .position(|(reading, sent)| reading.is_none() && *sent > 0)
         .unwrap_or_else(|| panic!("the write was reported after the read: {snapshots:?}"));
     assert!(
-        snapshots[over..].iter().all(|(reading, _)| reading.is_none()),
+        snapshots[over..]
+            .iter()
+            .all(|(reading, _)| reading.is_none()),
         "once over, the read stays over: {snapshots:?}"
     );
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::replay::PendingPositions;
 use super::{Cache, CacheError, RowKind, slot_descriptor, state_slot, stream_slot};
 use crate::executor::OutputEvent;
 use crate::protocol::{
@@ -32,6 +33,9 @@ pub(crate) struct FillPlan {
     pub counter: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Told of each commit and of the end (see [`FillProgress`]).
     pub commits: Option<watch::Sender<FillProgress>>,
+    /// A destination's confirmed positions, stored with each slice while the
+    /// fill holds the write lock (a replay follows this fill).
+    pub positions: Option<Arc<PendingPositions>>,
 }
 
 /// How far a fill is, for a replay that tails it.
@@ -164,6 +168,9 @@ pub(crate) fn fill(
                                     ])
                                     .map_err(&sql)?;
                                 summary.states += 1;
+                                if let Some(positions) = &plan.positions {
+                                    positions.apply(&conn).map_err(&sql)?;
+                                }
                                 conn.execute_batch("COMMIT; BEGIN").map_err(&sql)?;
                                 if let Some(commits) = &commits {
                                     commits.send_modify(|p| p.commits += 1);
@@ -208,6 +215,9 @@ pub(crate) fn fill(
         Ok(())
     })();
     let keep = result.is_ok() && keep_tail.blocking_recv().unwrap_or(false);
+    if keep && let Some(positions) = &plan.positions {
+        positions.apply(&conn).map_err(&sql)?;
+    }
     let end = if keep { "COMMIT" } else { "ROLLBACK" };
     conn.execute_batch(end).map_err(&sql)?;
     if keep && let Some(commits) = &commits {

@@ -457,14 +457,7 @@ impl Cache {
         confirmed: &[(i64, String)],
     ) -> Result<(), CacheError> {
         let tx = conn.transaction().map_err(self.sql_error())?;
-        for (seq, slot) in confirmed {
-            tx.execute(
-                "INSERT INTO position VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (source, destination, slot) DO UPDATE SET seq = max(seq, excluded.seq)",
-                params![source, destination, slot, seq],
-            )
-            .map_err(self.sql_error())?;
-        }
+        upsert_positions(&tx, source, destination, confirmed).map_err(self.sql_error())?;
         tx.commit().map_err(self.sql_error())
     }
 
@@ -542,6 +535,24 @@ impl Cache {
         }
         tx.commit().map_err(self.sql_error())
     }
+}
+
+/// Moves `destination`'s positions in `source`'s log to these confirmed states
+/// (seq, slot), inside the caller's transaction.
+pub(crate) fn upsert_positions(
+    conn: &Connection,
+    source: &str,
+    destination: &str,
+    confirmed: &[(i64, String)],
+) -> rusqlite::Result<()> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO position VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source, destination, slot) DO UPDATE SET seq = max(seq, excluded.seq)",
+    )?;
+    for (seq, slot) in confirmed {
+        upsert.execute(params![source, destination, slot, seq])?;
+    }
+    Ok(())
 }
 
 /// The stream a slot (from [`stream_slot`]) is filed under.

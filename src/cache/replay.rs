@@ -208,70 +208,105 @@ pub(crate) fn replay(
     Ok(summary)
 }
 
-/// Moves a destination's positions as it confirms states, on a thread and a
-/// connection of its own: a fill may hold the cache's write lock for a whole slice,
-/// and the write loop must not wait for it. [`PositionWriter::finish`] waits until
-/// everything handed over is stored.
+/// Confirmed positions on their way into the cache. A fill that runs meanwhile
+/// holds the cache's write lock for one slice after another, so it takes them
+/// into its own slice transactions ([`PendingPositions::apply`]); otherwise a
+/// [`PositionWriter`] stores them.
+#[derive(Debug)]
+pub(crate) struct PendingPositions {
+    source: String,
+    destination: String,
+    rows: Mutex<Vec<(i64, String)>>,
+    arrived: std::sync::Condvar,
+}
+
+impl PendingPositions {
+    /// Positions of `destination` (its key in the cache) in `source`'s log.
+    pub(crate) fn new(source: &str, destination: &str) -> Arc<Self> {
+        Arc::new(Self {
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+            rows: Mutex::new(Vec::new()),
+            arrived: std::sync::Condvar::new(),
+        })
+    }
+
+    /// Queues confirmed states (seq, slot).
+    pub(crate) fn push(&self, rows: &[(i64, String)]) {
+        self.lock().extend_from_slice(rows);
+        self.arrived.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(i64, String)>> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores what is queued, inside the caller's open transaction.
+    pub(crate) fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let rows = std::mem::take(&mut *self.lock());
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let stored = super::upsert_positions(conn, &self.source, &self.destination, &rows);
+        if stored.is_err() {
+            // Not stored: keep them for the next try.
+            self.lock().extend(rows);
+        }
+        stored
+    }
+}
+
+/// Moves a destination's positions as it confirms states, on a thread of its
+/// own, so the write loop never waits for the cache. While a fill holds the write
+/// lock, the fill stores them (see [`PendingPositions`]); [`PositionWriter::finish`]
+/// waits until everything handed over is stored.
 pub(crate) struct PositionWriter {
-    sender: Option<std::sync::mpsc::Sender<Vec<(i64, String)>>>,
+    pending: Arc<PendingPositions>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl PositionWriter {
-    /// Starts the writer for `destination`'s positions (its key in the cache) in
-    /// `source`'s log; `connector` names it in a warning.
+    /// Starts the writer; `connector` names the destination in a warning.
     pub(crate) fn start(
         cache: Arc<Cache>,
-        source: String,
-        destination: String,
+        pending: Arc<PendingPositions>,
         connector: String,
     ) -> Self {
-        let (sender, receiver) = std::sync::mpsc::channel::<Vec<(i64, String)>>();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let span = tracing::Span::current();
-        let thread = std::thread::spawn(move || {
-            let _entered = span.enter();
-            let mut conn = None;
-            while let Ok(mut rows) = receiver.recv() {
-                // What queued up while the last batch waited goes in one transaction.
-                while let Ok(more) = receiver.try_recv() {
-                    rows.extend(more);
-                }
-                let stored = match &mut conn {
-                    Some(conn) => cache.confirm_on(conn, &source, &destination, &rows),
-                    None => cache.connect().and_then(|mut opened| {
-                        let stored = cache.confirm_on(&mut opened, &source, &destination, &rows);
-                        conn = Some(opened);
-                        stored
-                    }),
-                };
-                if let Err(error) = stored {
+        let thread = {
+            let (pending, stop) = (pending.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let _entered = span.enter();
+                if let Err(error) = write_positions(&cache, &pending, &stop) {
                     tracing::warn!(
                         "the cache could not record what {connector} confirmed ({error}); \
                          the next write of this cache resends it"
                     );
                 }
-            }
-        });
+            })
+        };
         Self {
-            sender: Some(sender),
+            pending,
+            stop,
             thread: Some(thread),
         }
     }
 
     /// Hands over confirmed states (seq, slot).
-    pub(crate) fn confirm(&self, rows: Vec<(i64, String)>) {
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(rows);
-        }
+    pub(crate) fn confirm(&self, rows: &[(i64, String)]) {
+        self.pending.push(rows);
     }
 
     /// Waits until everything handed over is stored (or warned about).
     pub(crate) fn finish(mut self) {
-        self.stop();
+        self.end();
     }
 
-    fn stop(&mut self) {
-        self.sender = None;
+    fn end(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.pending.arrived.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -280,6 +315,50 @@ impl PositionWriter {
 
 impl Drop for PositionWriter {
     fn drop(&mut self) {
-        self.stop();
+        self.end();
+    }
+}
+
+/// The writer thread: stores what is pending whenever the write lock is free
+/// (never waiting for it while a fill holds it: the fill stores them then), and
+/// once stopped, waits for the lock to store the rest.
+fn write_positions(
+    cache: &Cache,
+    pending: &PendingPositions,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), CacheError> {
+    let sql = cache.sql_error();
+    let mut conn = cache.connect()?;
+    loop {
+        let stopping = stop.load(std::sync::atomic::Ordering::Acquire);
+        let waiting = !pending.lock().is_empty();
+        if waiting {
+            // At the end, wait for the lock; before, only take it when free.
+            let patience = if stopping {
+                std::time::Duration::from_secs(60)
+            } else {
+                std::time::Duration::ZERO
+            };
+            conn.busy_timeout(patience).map_err(&sql)?;
+            match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+                Ok(tx) => {
+                    pending.apply(&tx).map_err(&sql)?;
+                    tx.commit().map_err(&sql)?;
+                }
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if !stopping && e.code == rusqlite::ErrorCode::DatabaseBusy => {}
+                Err(other) => return Err(sql(other)),
+            }
+        }
+        if stopping {
+            return Ok(());
+        }
+        let rows = pending.lock();
+        if rows.is_empty() || waiting {
+            // Wait for news, or retry the lock a little later.
+            let _ = pending
+                .arrived
+                .wait_timeout(rows, std::time::Duration::from_millis(100));
+        }
     }
 }

@@ -1,7 +1,9 @@
 use serde_json::json;
 
 use super::fill::{FillPlan, FillProgress, fill};
-use super::replay::{ReplayPlan, SentStates, Tail, replay, resume_catalog};
+use super::replay::{
+    PendingPositions, PositionWriter, ReplayPlan, SentStates, Tail, replay, resume_catalog,
+};
 use super::*;
 use crate::executor::OutputEvent;
 use crate::protocol::{DestinationSyncMode, LineBatch};
@@ -41,6 +43,7 @@ fn fill_lines(cache: &Cache, lines: &[String], ok: bool, restart: bool) -> fill:
         control: None,
         counter: None,
         commits: None,
+        positions: None,
     };
     fill(cache, plan, rx, keep_rx).expect("fill")
 }
@@ -253,10 +256,13 @@ fn a_resumed_overwrite_continues_as_append() {
 async fn next_line(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> String {
     use tokio::io::AsyncBufReadExt;
     let mut line = String::new();
-    tokio::time::timeout(std::time::Duration::from_secs(20), reader.read_line(&mut line))
-        .await
-        .expect("the replay sends each slice once it is committed, before the read ends")
-        .expect("read");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        reader.read_line(&mut line),
+    )
+    .await
+    .expect("the replay sends each slice once it is committed, before the read ends")
+    .expect("read");
     line.trim_end().to_owned()
 }
 
@@ -279,6 +285,7 @@ fn a_tailing_replay_sends_each_slice_once_committed_and_never_the_rolled_back_ta
         control: None,
         counter: None,
         commits: Some(commits),
+        positions: None,
     };
     let filling = {
         let cache = cache.clone();
@@ -366,11 +373,76 @@ fn a_tailing_replay_stops_waiting_when_the_write_is_over() {
                 slots: ["s".to_owned()].into_iter().collect(),
                 positions: Default::default(),
             };
-            replay(&cache, &plan, writer, Default::default(), handle, Some(tail))
+            replay(
+                &cache,
+                &plan,
+                writer,
+                Default::default(),
+                handle,
+                Some(tail),
+            )
         })
     };
     drop(reader);
     write_over.notify_one();
     let summary = replaying.join().expect("replay thread").expect("replay");
     assert_eq!(summary.rows_sent, 0);
+}
+
+#[test]
+fn confirmed_positions_wait_for_a_held_write_lock_without_holding_up_the_caller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
+    fill_lines(&cache, &[record(1), state(1)], true, false);
+    // Another writer (a fill, say) holds the lock.
+    let mut holder = cache.connect().expect("connect");
+    let held = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .expect("lock");
+    let pending = PendingPositions::new("src", "dest");
+    let writer = PositionWriter::start(cache.clone(), pending, "dest".into());
+    writer.confirm(&[(2, "s".to_owned())]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        cache
+            .positions("src", "dest")
+            .expect("positions")
+            .is_empty(),
+        "nothing stored while the lock is held"
+    );
+    held.commit().expect("release");
+    writer.finish();
+    assert_eq!(
+        cache.positions("src", "dest").expect("positions")["s"],
+        2,
+        "stored once the lock was free"
+    );
+}
+
+#[test]
+fn a_fill_stores_the_positions_pending_with_its_slices() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
+    // Queued, with no writer: the fill alone stores them, with its slice.
+    let pending = PendingPositions::new("src", "dest");
+    pending.push(&[(7, "s".to_owned())]);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut bytes = [record(1), state(1)].join("\n").into_bytes();
+    bytes.push(b'\n');
+    tx.try_send(OutputEvent::Lines(LineBatch::from_lines(bytes)))
+        .expect("send");
+    drop(tx);
+    let (keep, keep_rx) = tokio::sync::oneshot::channel();
+    keep.send(true).expect("keep");
+    let plan = FillPlan {
+        source: "src".into(),
+        catalog: catalog("append", "incremental"),
+        restart: false,
+        control: None,
+        counter: None,
+        commits: None,
+        positions: Some(pending),
+    };
+    fill(&cache, plan, rx, keep_rx).expect("fill");
+    assert_eq!(cache.positions("src", "dest").expect("positions")["s"], 7);
 }

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
 use crate::cache::fill::{FillPlan, FillProgress, fill};
+use crate::cache::replay::PendingPositions;
 use crate::cache::{Cache, CacheError, ControlCallback, ReadResult};
 use crate::config::{self, ConfigError, SecretMask};
 use crate::executor::{Executor, ExecutorError, Invocation, OutputEvent, Session};
@@ -107,6 +108,8 @@ pub(crate) struct CacheReadHooks {
     pub counter: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Told of each commit and of the end, for a replay that tails the read.
     pub commits: Option<tokio::sync::watch::Sender<FillProgress>>,
+    /// That replay's destination's confirmed positions, for the fill to store.
+    pub positions: Option<Arc<PendingPositions>>,
 }
 
 /// How a read into the cache goes (PyAirbyte's `read(write_strategy=..,
@@ -388,6 +391,7 @@ impl Source {
             control,
             counter,
             commits,
+            positions,
         } = hooks;
         let catalog = self
             .configured_catalog_of(
@@ -417,6 +421,7 @@ impl Source {
             control,
             counter,
             commits,
+            positions,
         };
         let filling = {
             let cache = cache.clone();

@@ -400,7 +400,9 @@ pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
         (
             "dev-null",
             "destination-dev-null",
-            std::array::from_fn(|_| json!({"test_destination": {"test_destination_type": "SILENT"}})),
+            std::array::from_fn(
+                |_| json!({"test_destination": {"test_destination_type": "SILENT"}}),
+            ),
         ),
         (
             "local-json",
@@ -413,8 +415,13 @@ pub async fn run_sync(args: &BenchArgs) -> anyhow::Result<()> {
         ),
     ] {
         let [no_cache, cached, parts] = config.map(|config| destination(name, config));
-        let streamed =
-            sync_case(&format!("faker → WASM {label}, no cache"), n, &no_cache, None).await?;
+        let streamed = sync_case(
+            &format!("faker → WASM {label}, no cache"),
+            n,
+            &no_cache,
+            None,
+        )
+        .await?;
         let through = sync_case(
             &format!("faker → WASM {label}, cache (the default)"),
             n,
