@@ -57,9 +57,16 @@ pub(crate) struct FillSummary {
     pub records_skipped: u64,
 }
 
-/// Reads `output` to its end into `cache`, committing at each STATE; then waits for
-/// `keep_tail`: `true` commits what came after the last STATE (the source exited
-/// cleanly), `false` rolls it back (it failed).
+/// Reads `output` to its end into `cache`, committing at STATE boundaries; then
+/// waits for `keep_tail`: `true` commits what came after the last STATE too (the
+/// source exited cleanly), `false` keeps only what ends at the last STATE (it
+/// failed).
+///
+/// Commits are grouped: the records after the last STATE stay in memory (up to
+/// [`MAX_TAIL_BYTES`]), so the open transaction always ends at a STATE and can be
+/// committed whenever that is due — [`COMMIT_EVERY`] or [`COMMIT_BYTES`] after the
+/// last commit, or as soon as the source has nothing more to say for now — rather
+/// than at each STATE (a commit per 100 records cost a third of a cached sync).
 pub(crate) fn fill(
     cache: &Cache,
     plan: FillPlan,
@@ -87,6 +94,7 @@ pub(crate) fn fill(
         .collect();
     let mut summary = FillSummary::default();
     let mut records: BTreeMap<String, u64> = BTreeMap::new();
+    let mut slice = Slice::new(&plan, commits.as_ref());
     let result = (|| -> Result<(), CacheError> {
         let mut insert = conn
             .prepare_cached(
@@ -100,10 +108,6 @@ pub(crate) fn fill(
             )
             .map_err(&sql)?;
         let mut last_slot: Option<(String, Option<String>, String)> = None;
-        // Consecutive records of one stream go into one row (a run): one insert
-        // per run instead of per record. Positions only ever fall on STATE rows,
-        // so a run is never split by a confirmation.
-        let mut run = RecordRun::default();
         while let Some(event) = output.blocking_recv() {
             let OutputEvent::Lines(batch) = event else {
                 continue;
@@ -127,15 +131,14 @@ pub(crate) fn fill(
                             summary.records_skipped += 1;
                             continue;
                         }
-                        if run.slot != **slot || run.lines.len() >= MAX_RUN_BYTES {
-                            run.flush(&mut insert, source_id).map_err(&sql)?;
-                            run.slot.clone_from(slot);
-                        }
-                        run.push(line);
+                        slice.push(RowKind::Record, slot, line);
                         if let Some(counter) = &plan.counter {
                             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                         *records.entry(slot.to_string()).or_default() += 1;
+                        if slice.tail_bytes >= MAX_TAIL_BYTES {
+                            slice.spill(&conn, &mut insert, source_id).map_err(&sql)?;
+                        }
                     }
                     LinePeek::Other(
                         MessageType::State | MessageType::Trace | MessageType::Control,
@@ -144,10 +147,10 @@ pub(crate) fn fill(
                             summary.lines_skipped += 1;
                             continue;
                         };
-                        run.flush(&mut insert, source_id).map_err(&sql)?;
                         match message.payload {
                             Payload::State(state) => {
                                 let slot = state_slot(&state);
+                                slice.flush(&mut insert, source_id).map_err(&sql)?;
                                 insert
                                     .execute(params![
                                         source_id,
@@ -168,12 +171,9 @@ pub(crate) fn fill(
                                     ])
                                     .map_err(&sql)?;
                                 summary.states += 1;
-                                if let Some(positions) = &plan.positions {
-                                    positions.apply(&conn).map_err(&sql)?;
-                                }
-                                conn.execute_batch("COMMIT; BEGIN").map_err(&sql)?;
-                                if let Some(commits) = &commits {
-                                    commits.send_modify(|p| p.commits += 1);
+                                slice.state_inserted(line.len());
+                                if slice.due() {
+                                    slice.commit(&conn).map_err(&sql)?;
                                 }
                             }
                             Payload::Trace(trace)
@@ -185,15 +185,7 @@ pub(crate) fn fill(
                                 let d = &status.stream_descriptor;
                                 let slot = stream_slot(&d.name, d.namespace.as_deref());
                                 if in_catalog.contains(&slot) {
-                                    insert
-                                        .execute(params![
-                                            source_id,
-                                            RowKind::StreamStatus as i64,
-                                            slot,
-                                            0,
-                                            line
-                                        ])
-                                        .map_err(&sql)?;
+                                    slice.push(RowKind::StreamStatus, &slot, line);
                                 }
                             }
                             Payload::Control(control) => {
@@ -210,17 +202,37 @@ pub(crate) fn fill(
                     LinePeek::NotAMessage(_) => summary.lines_skipped += 1,
                 }
             }
+            // A source with nothing more to say for now gets what it sent up to
+            // its last STATE committed, so a replay following the read sends it.
+            if slice.committable() && (output.is_empty() || slice.due()) {
+                slice.commit(&conn).map_err(&sql)?;
+            }
         }
-        run.flush(&mut insert, source_id).map_err(&sql)?;
         Ok(())
     })();
-    let keep = result.is_ok() && keep_tail.blocking_recv().unwrap_or(false);
-    if keep && let Some(positions) = &plan.positions {
-        positions.apply(&conn).map_err(&sql)?;
-    }
-    let end = if keep { "COMMIT" } else { "ROLLBACK" };
+    let clean_exit = result.is_ok() && keep_tail.blocking_recv().unwrap_or(false);
+    let end = if clean_exit {
+        // Everything the source sent counts: the tail after its last STATE too.
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO message (source_id, kind, slot, records, line) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(&sql)?;
+        slice.flush(&mut insert, source_id).map_err(&sql)?;
+        slice.apply_positions(&conn).map_err(&sql)?;
+        "COMMIT"
+    } else if result.is_ok() && !slice.spilled {
+        // The source failed: what ends at its last STATE is kept (the open
+        // transaction ends there; the tail after it is only in memory).
+        slice.apply_positions(&conn).map_err(&sql)?;
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
     conn.execute_batch(end).map_err(&sql)?;
-    if keep && let Some(commits) = &commits {
+    if end == "COMMIT"
+        && let Some(commits) = &commits
+    {
         commits.send_modify(|p| p.commits += 1);
     }
     result?;
@@ -245,9 +257,144 @@ impl Drop for Finished {
 /// A run of records stops growing at this size.
 const MAX_RUN_BYTES: usize = 256 * 1024;
 
-/// Consecutive records of one stream, as newline-joined lines.
-#[derive(Default)]
+/// The records after the last STATE kept in memory, at most; past this they go
+/// into the transaction (after a commit of what ends at the STATE).
+const MAX_TAIL_BYTES: usize = 8 * 1024 * 1024;
+
+/// A commit is due this long after the last one…
+const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// …or after this many bytes.
+const COMMIT_BYTES: usize = 4 * 1024 * 1024;
+
+/// The read's open slice: what the transaction holds since the last commit, and
+/// the rows after the last STATE still in memory.
+struct Slice<'p> {
+    /// Rows after the last STATE, not yet inserted: runs of records of one
+    /// stream, and stream statuses.
+    tail: Vec<RecordRun>,
+    tail_bytes: usize,
+    /// The transaction holds rows after its last STATE (the tail grew too big):
+    /// it cannot be committed before the next STATE.
+    spilled: bool,
+    /// STATEs in the transaction since the last commit.
+    states: u64,
+    bytes: usize,
+    last_commit: std::time::Instant,
+    positions: Option<&'p Arc<PendingPositions>>,
+    commits: Option<&'p watch::Sender<FillProgress>>,
+}
+
+impl<'p> Slice<'p> {
+    fn new(plan: &'p FillPlan, commits: Option<&'p watch::Sender<FillProgress>>) -> Self {
+        Self {
+            tail: Vec::new(),
+            tail_bytes: 0,
+            spilled: false,
+            states: 0,
+            bytes: 0,
+            last_commit: std::time::Instant::now(),
+            positions: plan.positions.as_ref(),
+            commits,
+        }
+    }
+
+    /// Adds a row to the tail: a record joins the last run when it is of the
+    /// same stream (one insert per run, not per record; positions only ever fall
+    /// on STATE rows, so a run is never split by a confirmation).
+    fn push(&mut self, kind: RowKind, slot: &str, line: &[u8]) {
+        let joins = kind == RowKind::Record
+            && self.tail.last().is_some_and(|run| {
+                run.kind == RowKind::Record && run.slot == slot && run.lines.len() < MAX_RUN_BYTES
+            });
+        if !joins {
+            self.tail.push(RecordRun {
+                kind,
+                slot: slot.to_owned(),
+                lines: Vec::new(),
+                count: 0,
+            });
+        }
+        let run = self.tail.last_mut().expect("pushed above");
+        run.push(line);
+        if kind != RowKind::Record {
+            run.count = 0; // a stream status counts no record
+        }
+        self.tail_bytes += line.len() + 1;
+    }
+
+    /// Inserts the tail.
+    fn flush(
+        &mut self,
+        insert: &mut rusqlite::CachedStatement<'_>,
+        source_id: i64,
+    ) -> rusqlite::Result<()> {
+        for run in self.tail.drain(..) {
+            run.insert(insert, source_id)?;
+        }
+        self.bytes += self.tail_bytes;
+        self.tail_bytes = 0;
+        Ok(())
+    }
+
+    /// The tail grew too big to keep in memory: commit what ends at the last
+    /// STATE, then insert it.
+    fn spill(
+        &mut self,
+        conn: &rusqlite::Connection,
+        insert: &mut rusqlite::CachedStatement<'_>,
+        source_id: i64,
+    ) -> rusqlite::Result<()> {
+        if self.committable() {
+            self.commit(conn)?;
+        }
+        self.flush(insert, source_id)?;
+        self.spilled = true;
+        Ok(())
+    }
+
+    /// A STATE row went in: the transaction ends at a STATE again.
+    fn state_inserted(&mut self, bytes: usize) {
+        self.states += 1;
+        self.bytes += bytes;
+        self.spilled = false;
+    }
+
+    /// The transaction ends at a STATE it has not committed.
+    fn committable(&self) -> bool {
+        self.states > 0 && !self.spilled
+    }
+
+    fn due(&self) -> bool {
+        self.committable()
+            && (self.bytes >= COMMIT_BYTES || self.last_commit.elapsed() >= COMMIT_EVERY)
+    }
+
+    fn apply_positions(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        match self.positions {
+            Some(positions) => positions.apply(conn),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the transaction (with the destination's confirmed positions that
+    /// are pending) and opens the next.
+    fn commit(&mut self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        self.apply_positions(conn)?;
+        conn.execute_batch("COMMIT; BEGIN")?;
+        self.states = 0;
+        self.bytes = 0;
+        self.last_commit = std::time::Instant::now();
+        if let Some(commits) = self.commits {
+            commits.send_modify(|p| p.commits += 1);
+        }
+        Ok(())
+    }
+}
+
+/// Consecutive rows of one kind and stream, as newline-joined lines.
 struct RecordRun {
+    kind: RowKind,
     slot: String,
     lines: Vec<u8>,
     count: i64,
@@ -255,30 +402,26 @@ struct RecordRun {
 
 impl RecordRun {
     fn push(&mut self, line: &[u8]) {
-        if self.count > 0 {
+        if !self.lines.is_empty() {
             self.lines.push(b'\n');
         }
         self.lines.extend_from_slice(line);
         self.count += 1;
     }
 
-    /// Inserts the run as one row, if it holds anything, and empties it.
-    fn flush(
-        &mut self,
+    /// Inserts the run as one row.
+    fn insert(
+        &self,
         insert: &mut rusqlite::CachedStatement<'_>,
         source_id: i64,
     ) -> Result<(), rusqlite::Error> {
-        if self.count > 0 {
-            insert.execute(params![
-                source_id,
-                RowKind::Record as i64,
-                self.slot,
-                self.count,
-                self.lines
-            ])?;
-            self.lines.clear();
-            self.count = 0;
-        }
+        insert.execute(params![
+            source_id,
+            self.kind as i64,
+            self.slot,
+            self.count,
+            self.lines
+        ])?;
         Ok(())
     }
 }

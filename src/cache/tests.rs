@@ -446,3 +446,89 @@ fn a_fill_stores_the_positions_pending_with_its_slices() {
     fill(&cache, plan, rx, keep_rx).expect("fill");
     assert_eq!(cache.positions("src", "dest").expect("positions")["s"], 7);
 }
+
+/// Fills `cache` from `batches` (one output event each) with a commit watcher;
+/// `ok` says whether the source exited cleanly. Returns the commits made.
+fn fill_batches(cache: &Cache, batches: &[Vec<String>], ok: bool) -> u64 {
+    let (tx, rx) = tokio::sync::mpsc::channel(batches.len().max(1));
+    for lines in batches {
+        let mut bytes = lines.join("\n").into_bytes();
+        bytes.push(b'\n');
+        tx.try_send(OutputEvent::Lines(LineBatch::from_lines(bytes)))
+            .expect("send");
+    }
+    drop(tx);
+    let (keep, keep_rx) = tokio::sync::oneshot::channel();
+    keep.send(ok).expect("keep");
+    let (commits, progress) = tokio::sync::watch::channel(FillProgress::default());
+    let plan = FillPlan {
+        source: "src".into(),
+        catalog: catalog("append", "incremental"),
+        restart: false,
+        control: None,
+        counter: None,
+        commits: Some(commits),
+        positions: None,
+    };
+    fill(cache, plan, rx, keep_rx).expect("fill");
+    progress.borrow().commits
+}
+
+#[test]
+fn a_fast_source_gets_its_states_committed_in_groups() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
+    let lines: Vec<String> = (1..=1000).flat_map(|n| [record(n), state(n)]).collect();
+    let commits = fill_batches(&cache, &[lines], true);
+    assert!(
+        commits <= 3,
+        "a thousand states in one batch, {commits} commits"
+    );
+    let (replayed, sent) = replay_all(&cache, "d");
+    assert_eq!(sent.len(), 1000, "every state is kept");
+    assert_eq!(replayed.len(), 2000);
+}
+
+#[test]
+fn a_failed_source_keeps_what_ends_at_its_last_state_even_past_a_spilled_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
+    let padded = |n: i64| {
+        format!(
+            r#"{{"type":"RECORD","record":{{"stream":"s","data":{{"n":{n},"pad":"{}"}},"emitted_at":1}}}}"#,
+            "x".repeat(1000)
+        )
+    };
+    // A state, then more records after it than a tail is kept in memory: they go
+    // into the transaction; the source then fails before its next state.
+    let mut big: Vec<String> = vec![record(1), state(1)];
+    big.extend((2..=10_000).map(padded));
+    fill_batches(&cache, &[big], false);
+    let (replayed, _) = replay_all(&cache, "d");
+    assert_eq!(
+        replayed,
+        [record(1), state(1)],
+        "the spilled tail is rolled back"
+    );
+    let resume = cache
+        .source_state("src")
+        .expect("state")
+        .to_input_state()
+        .expect("a state");
+    assert_eq!(resume[0]["stream"]["stream_state"]["n"], 1, "{resume}");
+    // The same with a state after the spill: what ends there is kept.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
+    let mut big: Vec<String> = vec![record(1), state(1)];
+    big.extend((2..=10_000).map(padded));
+    big.push(state(10_000));
+    big.push(record(10_001));
+    fill_batches(&cache, &[big], false);
+    let (replayed, sent) = replay_all(&cache, "d");
+    assert_eq!(sent.len(), 2, "both states kept");
+    assert_eq!(
+        replayed.last().map(String::as_str),
+        Some(state(10_000).as_str()),
+        "the tail after the last state is not"
+    );
+}
