@@ -19,7 +19,8 @@ fi
 cat "$python_log"
 rm -f "$python_log"
 # The integration tests mostly wait (on connector processes, containers, pip, a
-# server), so six at a time keep two cores busy; measured on a cold run: the suite
-# took 389 s with four against 626 s with the default of one per core.
+# server), so six at a time keep two cores busy. Measured from the same cold test
+# artifacts: 626 s with the default of one per core, 389 s with four; a whole cold
+# .ci/run took 13 min 39 s with six.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}"
 cargo test --workspace "$@"
