@@ -92,6 +92,29 @@ fn sync(sb: &Sandbox, source: &Path, config: Value, extra: &[&str]) -> Run {
     sync_to_local_json(sb, &source, &config.to_string(), extra)
 }
 
+/// `airlock sync` of the scripted source into the destination `name`, a local
+/// executable `destination` given `{}`.
+fn sync_into(sb: &Sandbox, source: &Path, config: &Value, name: &str, destination: &Path) -> Run {
+    sb.run(
+        &[
+            "sync",
+            "--source",
+            "scripted",
+            "--source-config",
+            &config.to_string(),
+            "--source-local-executable",
+            source.to_str().unwrap(),
+            "--destination",
+            name,
+            "--destination-config",
+            "{}",
+            "--local-executable",
+            destination.to_str().unwrap(),
+        ],
+        None,
+    )
+}
+
 /// The `n` of every row local-json wrote for stream `s`, in file order.
 fn written(sb: &Sandbox) -> Vec<i64> {
     let path = sb.path().join("root/out/_airbyte_raw_s.jsonl");
@@ -353,27 +376,8 @@ with open("{out}", "a") as received:
             marker = crash_once.display()
         ),
     );
-    let config = json!({"records": 40, "sleep": 0.05}).to_string();
-    let run_sync = || {
-        sb.run(
-            &[
-                "sync",
-                "--source",
-                "scripted",
-                "--source-config",
-                &config,
-                "--source-local-executable",
-                script.to_str().unwrap(),
-                "--destination",
-                "crashy",
-                "--destination-config",
-                "{}",
-                "--local-executable",
-                destination.to_str().unwrap(),
-            ],
-            None,
-        )
-    };
+    let config = json!({"records": 40, "sleep": 0.05});
+    let run_sync = || sync_into(&sb, &script, &config, "crashy", &destination);
     let run = run_sync();
     run.expect_code(1);
     assert!(
@@ -426,25 +430,7 @@ fn a_catalog_the_destination_rejects_is_a_clear_error_and_nothing_is_lost() {
     let sb = Sandbox::new();
     let script = scripted_source(&sb);
     let rejecting = scripted_destination(&sb, "reject");
-    let config = json!({}).to_string();
-    let run = sb.run(
-        &[
-            "sync",
-            "--source",
-            "scripted",
-            "--source-config",
-            &config,
-            "--source-local-executable",
-            script.to_str().unwrap(),
-            "--destination",
-            "picky",
-            "--destination-config",
-            "{}",
-            "--local-executable",
-            rejecting.to_str().unwrap(),
-        ],
-        None,
-    );
+    let run = sync_into(&sb, &script, &json!({}), "picky", &rejecting);
     run.expect_code(1);
     assert!(
         run.stderr.contains("picky")

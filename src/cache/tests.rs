@@ -26,6 +26,23 @@ fn state(n: i64) -> String {
     )
 }
 
+/// The plan of a fill of stream `s` of source `src`.
+fn fill_plan(
+    restart: bool,
+    commits: Option<tokio::sync::watch::Sender<FillProgress>>,
+    positions: Option<Arc<PendingPositions>>,
+) -> FillPlan {
+    FillPlan {
+        source: "src".into(),
+        catalog: catalog("append", "incremental"),
+        restart,
+        control: None,
+        counter: None,
+        commits,
+        positions,
+    }
+}
+
 /// Fills `cache` from `lines`; `ok` says whether the source exited cleanly.
 fn fill_lines(cache: &Cache, lines: &[String], ok: bool, restart: bool) -> fill::FillSummary {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -36,15 +53,7 @@ fn fill_lines(cache: &Cache, lines: &[String], ok: bool, restart: bool) -> fill:
     drop(tx);
     let (keep, keep_rx) = tokio::sync::oneshot::channel();
     keep.send(ok).expect("keep");
-    let plan = FillPlan {
-        source: "src".into(),
-        catalog: catalog("append", "incremental"),
-        restart,
-        control: None,
-        counter: None,
-        commits: None,
-        positions: None,
-    };
+    let plan = fill_plan(restart, None, None);
     fill(cache, plan, rx, keep_rx).expect("fill")
 }
 
@@ -250,6 +259,25 @@ fn a_resumed_overwrite_continues_as_append() {
     );
 }
 
+/// Replays stream `s` of `src` on a thread of its own, following `tail`.
+fn spawn_tailing_replay(
+    cache: &Arc<Cache>,
+    runtime: &tokio::runtime::Runtime,
+    writer: tokio::io::DuplexStream,
+    sent: SentStates,
+    tail: Tail,
+) -> std::thread::JoinHandle<Result<replay::ReplaySummary, CacheError>> {
+    let (cache, handle) = (cache.clone(), runtime.handle().clone());
+    std::thread::spawn(move || {
+        let plan = ReplayPlan {
+            source: "src".into(),
+            slots: ["s".to_owned()].into_iter().collect(),
+            positions: Default::default(),
+        };
+        replay(&cache, &plan, writer, sent, handle, Some(tail))
+    })
+}
+
 /// Reads one line of `reader`, or fails after 20 s (a replay that does not tail
 /// the fill would hold it back until the fill ends, which this test never lets
 /// happen first).
@@ -278,15 +306,7 @@ fn a_tailing_replay_sends_each_slice_once_committed_and_never_the_rolled_back_ta
     let (lines_tx, lines_rx) = tokio::sync::mpsc::channel(4);
     let (keep, keep_rx) = tokio::sync::oneshot::channel();
     let (commits, progress) = tokio::sync::watch::channel(FillProgress::default());
-    let plan = FillPlan {
-        source: "src".into(),
-        catalog: catalog("append", "incremental"),
-        restart: false,
-        control: None,
-        counter: None,
-        commits: Some(commits),
-        positions: None,
-    };
+    let plan = fill_plan(false, Some(commits), None);
     let filling = {
         let cache = cache.clone();
         std::thread::spawn(move || fill(&cache, plan, lines_rx, keep_rx))
@@ -301,21 +321,11 @@ fn a_tailing_replay_sends_each_slice_once_committed_and_never_the_rolled_back_ta
     let (writer, reader) = tokio::io::duplex(1 << 20);
     let sent: SentStates = Default::default();
     let write_over = Arc::new(tokio::sync::Notify::new());
-    let replaying = {
-        let (cache, sent, handle) = (cache.clone(), sent.clone(), runtime.handle().clone());
-        let tail = Tail {
-            progress,
-            write_over: write_over.clone(),
-        };
-        std::thread::spawn(move || {
-            let plan = ReplayPlan {
-                source: "src".into(),
-                slots: ["s".to_owned()].into_iter().collect(),
-                positions: Default::default(),
-            };
-            replay(&cache, &plan, writer, sent, handle, Some(tail))
-        })
+    let tail = Tail {
+        progress,
+        write_over: write_over.clone(),
     };
+    let replaying = spawn_tailing_replay(&cache, &runtime, writer, sent.clone(), tail);
     let mut reader = tokio::io::BufReader::new(reader);
     // Slice 1 reaches the reader while the read goes on.
     send(&[record(1), record(2), state(2)]);
@@ -361,28 +371,11 @@ fn a_tailing_replay_stops_waiting_when_the_write_is_over() {
     let (_commits, progress) = tokio::sync::watch::channel(FillProgress::default());
     let (writer, reader) = tokio::io::duplex(1 << 20);
     let write_over = Arc::new(tokio::sync::Notify::new());
-    let replaying = {
-        let (cache, handle) = (cache.clone(), runtime.handle().clone());
-        let tail = Tail {
-            progress,
-            write_over: write_over.clone(),
-        };
-        std::thread::spawn(move || {
-            let plan = ReplayPlan {
-                source: "src".into(),
-                slots: ["s".to_owned()].into_iter().collect(),
-                positions: Default::default(),
-            };
-            replay(
-                &cache,
-                &plan,
-                writer,
-                Default::default(),
-                handle,
-                Some(tail),
-            )
-        })
+    let tail = Tail {
+        progress,
+        write_over: write_over.clone(),
     };
+    let replaying = spawn_tailing_replay(&cache, &runtime, writer, Default::default(), tail);
     drop(reader);
     write_over.notify_one();
     let summary = replaying.join().expect("replay thread").expect("replay");
@@ -434,15 +427,7 @@ fn a_fill_stores_the_positions_pending_with_its_slices() {
     drop(tx);
     let (keep, keep_rx) = tokio::sync::oneshot::channel();
     keep.send(true).expect("keep");
-    let plan = FillPlan {
-        source: "src".into(),
-        catalog: catalog("append", "incremental"),
-        restart: false,
-        control: None,
-        counter: None,
-        commits: None,
-        positions: Some(pending),
-    };
+    let plan = fill_plan(false, None, Some(pending));
     fill(&cache, plan, rx, keep_rx).expect("fill");
     assert_eq!(cache.positions("src", "dest").expect("positions")["s"], 7);
 }
@@ -461,15 +446,7 @@ fn fill_batches(cache: &Cache, batches: &[Vec<String>], ok: bool) -> u64 {
     let (keep, keep_rx) = tokio::sync::oneshot::channel();
     keep.send(ok).expect("keep");
     let (commits, progress) = tokio::sync::watch::channel(FillProgress::default());
-    let plan = FillPlan {
-        source: "src".into(),
-        catalog: catalog("append", "incremental"),
-        restart: false,
-        control: None,
-        counter: None,
-        commits: Some(commits),
-        positions: None,
-    };
+    let plan = fill_plan(false, Some(commits), None);
     fill(cache, plan, rx, keep_rx).expect("fill");
     progress.borrow().commits
 }

@@ -280,15 +280,7 @@ async fn sync_case(
         Some(cache) => job.cache(cache),
         None => job.no_cache(),
     };
-    let result = job
-        .run()
-        .await
-        .with_context(|| format!("bench case {case}"))?;
-    anyhow::ensure!(
-        result.write.records_confirmed == records,
-        "bench case {case}: {} of {records} records confirmed",
-        result.write.records_confirmed
-    );
+    let result = all_confirmed(case, records, job).await?;
     Ok(CaseResult {
         case: case.into(),
         records,
@@ -316,16 +308,7 @@ async fn read_then_replay(
     let read = source.read_with(&cache, options).await?;
     let read_secs = started.elapsed().as_secs_f64();
     let replay_started = Instant::now();
-    let result = destination
-        .write(&read)
-        .run()
-        .await
-        .with_context(|| format!("bench case {case}"))?;
-    anyhow::ensure!(
-        result.write.records_confirmed == records,
-        "bench case {case}: {} of {records} records confirmed",
-        result.write.records_confirmed
-    );
+    let result = all_confirmed(case, records, destination.write(&read)).await?;
     let bytes = result.write.bytes_sent;
     Ok(vec![
         CaseResult {
@@ -341,6 +324,24 @@ async fn read_then_replay(
             secs: replay_started.elapsed().as_secs_f64(),
         },
     ])
+}
+
+/// Runs `job`, which must confirm all `records`.
+async fn all_confirmed(
+    case: &str,
+    records: u64,
+    job: airlock::sync::SyncJob<'_>,
+) -> anyhow::Result<airlock::sync::SyncResult> {
+    let result = job
+        .run()
+        .await
+        .with_context(|| format!("bench case {case}"))?;
+    anyhow::ensure!(
+        result.write.records_confirmed == records,
+        "bench case {case}: {} of {records} records confirmed",
+        result.write.records_confirmed
+    );
+    Ok(result)
 }
 
 /// The built-in faker, `records` users.
