@@ -70,8 +70,12 @@ async fn probes_of_files_network_and_environment_are_denied() {
 
 /// Runs `attack` in `check` under `policy` and returns the error.
 async fn attack_error(sb: &Sandbox, attack: &str, policy: SandboxPolicy) -> ExecutorError {
+    let adversary = adversary(policy, &sb.path().join("cache"));
+    // Compiling the component (slow in a debug build, on a busy machine) is not
+    // what is timed: only the attack is.
+    let _ = adversary.spec().await;
     let started = std::time::Instant::now();
-    let result = adversary(policy, &sb.path().join("cache"))
+    let result = adversary
         .check(&json!({"attack": attack}), &SecretMask::none())
         .await;
     assert!(
@@ -221,4 +225,48 @@ fn limits_come_from_a_policy_file_too() {
     );
     run.expect_code(1);
     assert!(run.stderr.contains("idle timeout of 1s"), "{}", run.stderr);
+}
+
+#[test]
+fn a_sources_read_is_its_data_and_not_capped_but_its_other_output_is() {
+    let faker = |cap: u64| {
+        airlock::source::get_source("source-faker")
+            .config(json!({"count": 200, "seed": 1}))
+            .sandbox(SandboxPolicy::new().max_output_bytes(cap))
+            .build()
+            .expect("source")
+    };
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            // Its catalog alone is more than 1000 bytes: the faker's write is refused,
+            // it gives up with exit code 1, and the error names the cap, not the code.
+            let err = faker(1000)
+                .discover()
+                .await
+                .expect_err("over the output cap");
+            let text = format!("{err:#}");
+            assert!(text.contains("output cap"), "{text}");
+            assert_eq!(err.remedy(), Some(Remedy::RaiseOutputLimit), "{text}");
+            // Under a 64 kB cap the catalog fits, and a read of 200 users (about
+            // 120 kB) all arrive: a read is the source's data.
+            let source = faker(64 * 1024);
+            let dest = airlock::get_destination("destination-dev-null")
+                .config(json!({"test_destination": {"test_destination_type": "SILENT"}}))
+                .build()
+                .expect("dest");
+            let result = dest
+                .write(&source)
+                .streams(&["users"])
+                .no_cache()
+                .run()
+                .await
+                .expect("an uncapped read");
+            assert_eq!(result.write.records_confirmed, 200);
+            assert!(
+                result.write.bytes_sent > 64 * 1024,
+                "{}",
+                result.write.bytes_sent
+            );
+        });
 }

@@ -396,6 +396,7 @@ pub(super) struct CappedWriter<W> {
     inner: W,
     budgets: Arc<Budgets>,
     is_log: bool,
+    capped: bool,
 }
 
 impl<W> CappedWriter<W> {
@@ -404,7 +405,14 @@ impl<W> CappedWriter<W> {
             inner,
             budgets,
             is_log,
+            capped: true,
         }
+    }
+
+    /// Whether the budget applies at all (a source's read is not capped).
+    pub fn capped(mut self, capped: bool) -> Self {
+        self.capped = capped;
+        self
     }
 }
 
@@ -415,7 +423,9 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for CappedWriter<W> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let n = buf.len() as u64;
-        let ok = if self.is_log {
+        let ok = if !self.capped {
+            true
+        } else if self.is_log {
             self.budgets.take_log(n)
         } else {
             self.budgets.take_output(n)

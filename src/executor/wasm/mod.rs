@@ -334,23 +334,32 @@ impl Guard {
         }
     }
 
-    fn trap(&self, call: &'static str, error: &wasmtime::Error) -> ExecutorError {
+    /// The sandbox limit this run broke, if any: what a trap, or a command that
+    /// gave up after a refused write, is reported as.
+    fn broken_limit(&self) -> Option<ExecutorError> {
         use std::sync::atomic::Ordering::Relaxed;
         let v = &self.budgets.violations;
-        if v.memory.load(Relaxed) {
-            return self.violation(SandboxLimit::Memory {
+        let limit = if v.memory.load(Relaxed) {
+            SandboxLimit::Memory {
                 limit_bytes: self.memory_limit,
-            });
-        }
-        if v.log.load(Relaxed) {
-            return self.violation(SandboxLimit::Log {
+            }
+        } else if v.log.load(Relaxed) {
+            SandboxLimit::Log {
                 limit_bytes: self.max_log,
-            });
-        }
-        if v.output.load(Relaxed) {
-            return self.violation(SandboxLimit::Output {
+            }
+        } else if v.output.load(Relaxed) {
+            SandboxLimit::Output {
                 limit_bytes: self.max_output,
-            });
+            }
+        } else {
+            return None;
+        };
+        Some(self.violation(limit))
+    }
+
+    fn trap(&self, call: &'static str, error: &wasmtime::Error) -> ExecutorError {
+        if let Some(broken) = self.broken_limit() {
+            return broken;
         }
         let cause = match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::StackOverflow) => {
@@ -602,6 +611,9 @@ async fn run_command(
     let (stdin_host, stdin_guest) = tokio::io::duplex(PIPE_BYTES);
     let feeder = input.map(|input| tokio::spawn(feed_stdin(stdin_host, input)));
     let (stdout_guest, stdout_host) = tokio::io::duplex(PIPE_BYTES);
+    // A source's read is its data, which flows on with backpressure: the output
+    // cap guards the host against a plugin's floods of everything else.
+    let stdout_capped = !matches!(invocation, Invocation::Read { .. });
     let stdout_pump = tokio::spawn(pump_stdout(
         stdout_host,
         output.clone(),
@@ -616,7 +628,7 @@ async fn run_command(
         stdin: Some(AsyncStdinStream::new(stdin_guest)),
         stdout: Some(AsyncStdoutStream::new(
             64 * 1024,
-            CappedWriter::new(stdout_guest, guard.budgets.clone(), false),
+            CappedWriter::new(stdout_guest, guard.budgets.clone(), false).capped(stdout_capped),
         )),
         stderr: Some(log_pipe(&guard, &output)),
     };
@@ -650,6 +662,13 @@ async fn run_command(
         },
     };
     drop(store); // closes the guest's ends of the pipes
+    // A command that failed after a write was refused (the faker returns the
+    // error and exits 1) broke that limit, whatever its exit code says.
+    if ended != Ended::Code(0)
+        && let Some(broken) = guard.broken_limit()
+    {
+        return Err(broken);
+    }
     let framing = joined_or_internal(&guard.connector, "read stdout", stdout_pump.await)?;
     let fed = match feeder {
         Some(handle) => joined_or_internal(&guard.connector, "feed stdin", handle.await)?,
