@@ -456,10 +456,14 @@ fn a_fast_source_gets_its_states_committed_in_groups() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
     let lines: Vec<String> = (1..=1000).flat_map(|n| [record(n), state(n)]).collect();
+    let started = std::time::Instant::now();
     let commits = fill_batches(&cache, &[lines], true);
+    // A commit is due every 100 ms (the batch is far below 4 MiB), then one when
+    // the batch is done and one at the end: however slow this machine is today.
+    let bound = u64::try_from(started.elapsed().as_millis() / 100).unwrap_or(u64::MAX) + 3;
     assert!(
-        commits <= 3,
-        "a thousand states in one batch, {commits} commits"
+        commits <= bound && commits < 1000,
+        "a thousand states in one batch, {commits} commits (at most {bound})"
     );
     let (replayed, sent) = replay_all(&cache, "d");
     assert_eq!(sent.len(), 1000, "every state is kept");
