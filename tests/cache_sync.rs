@@ -589,6 +589,9 @@ fn progress_is_reported_while_reading_into_the_cache_and_while_writing() {
             .config(json!({"test_destination": {"test_destination_type": "THROTTLED", "millis_per_record": 60}}))
             .build()
             .expect("dest");
+        // Compiled before the sync (slow in a debug build on a busy machine), so
+        // the destination is ready once the read commits its first slice.
+        dest.spec().await.expect("spec");
         let seen = snapshots.clone();
         dest.write(&source)
             .cache(Cache::open(sb.path().join("c.sqlite")).expect("cache"))
