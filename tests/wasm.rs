@@ -344,3 +344,43 @@ fn a_plugin_returning_a_state_it_never_received_is_stopped() {
         run.stderr
     );
 }
+
+#[test]
+fn a_100_mib_record_passes_the_component_the_process_and_the_container() {
+    let sb = Sandbox::new();
+    let big = "x".repeat(100 * 1024 * 1024);
+    let input = lines(&[record("users", json!({ "v": big })), state("users", 1)]);
+    drop(big);
+    let catalog = catalog(&[("users", None)]);
+    let dev_null = plugin_bin("destination-dev-null");
+    let mut executors = vec![
+        vec![],
+        vec!["--local-executable", dev_null.to_str().unwrap()],
+    ];
+    if docker_ready() {
+        docker_images();
+        executors.push(vec!["--docker-image", "airlock/destination-dev-null:test"]);
+    }
+    for executor in executors {
+        let mut args = vec![
+            "write",
+            "destination-dev-null",
+            "--config",
+            SILENT,
+            "--catalog",
+            &catalog,
+            "--no-state",
+            "--json",
+        ];
+        args.extend(executor.iter().copied());
+        let run = sb.run(&args, Some(&input));
+        run.expect_code(0);
+        let result = run.json();
+        assert_eq!(result["records_confirmed"], 1, "{executor:?}: {result}");
+        assert_eq!(result["states_confirmed"], 1, "{executor:?}: {result}");
+        assert!(
+            result["bytes_sent"].as_u64().unwrap_or(0) > 100 * 1024 * 1024,
+            "{executor:?}: {result}"
+        );
+    }
+}
