@@ -377,7 +377,6 @@ impl<'a> SyncJob<'a> {
                             streams: self.streams.clone(),
                         };
                         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                        let counter_seen = counter.clone();
                         let ticker = self.read_progress(source.name(), counter.clone());
                         let (commits, mut progress) =
                             tokio::sync::watch::channel(FillProgress::default());
@@ -392,7 +391,7 @@ impl<'a> SyncJob<'a> {
                             input_state,
                             CacheReadHooks {
                                 control: Some(control),
-                                counter: Some(counter),
+                                counter: Some(counter.clone()),
                                 commits: Some(commits),
                                 positions: Some(positions.clone()),
                             },
@@ -411,17 +410,17 @@ impl<'a> SyncJob<'a> {
                         if let Some(ticker) = ticker {
                             ticker.abort();
                         }
-                        let (read, written) = match ended_first {
+                        let (read, read_failure, mut write) = match ended_first {
                             Some(read) => {
                                 let (read, failure) = cached_so_far(read, &cache, source)?;
-                                let written = self
+                                let write = self
                                     .write_cached(&read, &key, destination_config, &given, None)
-                                    .await;
-                                ((read, failure), written)
+                                    .await?;
+                                (read, failure, write)
                             }
                             None => {
                                 SyncPipelined.emit();
-                                self.report_reading(counter_seen, progress.clone());
+                                self.report_reading(counter.clone(), progress.clone());
                                 let so_far = ReadResult::from_cache(cache.clone(), source.name())?;
                                 let writing = async {
                                     let written = self
@@ -449,15 +448,12 @@ impl<'a> SyncJob<'a> {
                                     written
                                 };
                                 let (read, written) = tokio::join!(reading, writing);
-                                match written {
-                                    Err(error) => return Err(error),
-                                    Ok(write) => (cached_so_far(read, &cache, source)?, Ok(write)),
-                                }
+                                let write = written?;
+                                let (read, failure) = cached_so_far(read, &cache, source)?;
+                                (read, failure, write)
                             }
                         };
-                        let (read, read_failure) = read;
                         let records_read = read.total_records_read();
-                        let mut write = written?;
                         if let Some(error) = read_failure {
                             return Err(SyncError::SourceFailed {
                                 source: error,
@@ -757,13 +753,12 @@ impl<'a> SyncJob<'a> {
             Some(following) => following.positions,
             None => PendingPositions::new(read.source_name(), &destination_key),
         };
-        let positions = Arc::new(Mutex::new(Some(PositionWriter::start(
+        let positions = PositionWriter::start(
             cache.clone(),
-            pending,
+            pending.clone(),
             self.destination.name().to_owned(),
-        ))));
+        );
         let mut moved = 0usize;
-        let confirming = positions.clone();
         let job = self
             .destination
             .write_with_config(destination_config, Box::new(reader), catalog)
@@ -772,9 +767,7 @@ impl<'a> SyncJob<'a> {
                 let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
                 let upto = confirmed.min(sent.len());
                 if upto > moved {
-                    if let Some(writer) = &*confirming.lock().unwrap_or_else(|p| p.into_inner()) {
-                        writer.confirm(&sent[moved..upto]);
-                    }
+                    pending.push(&sent[moved..upto]);
                     moved = upto;
                 }
             });
@@ -785,10 +778,7 @@ impl<'a> SyncJob<'a> {
         write_over.notify_one();
         let replayed = replaying.await;
         // The positions are stored before this write reports anything.
-        let writer = positions.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(writer) = writer {
-            let _ = tokio::task::spawn_blocking(move || writer.finish()).await;
-        }
+        let _ = tokio::task::spawn_blocking(move || positions.finish()).await;
         let write = written?;
         match replayed {
             Ok(Ok(summary)) => {

@@ -74,9 +74,8 @@ pub(crate) fn fill(
     keep_tail: oneshot::Receiver<bool>,
 ) -> Result<FillSummary, CacheError> {
     let sql = cache.sql_error();
-    let commits = plan.commits.clone();
     // However the fill ends, a tailing replay learns that nothing more comes.
-    let _finished = Finished(commits.clone());
+    let _finished = Finished(plan.commits.clone());
     let conn = cache.connect()?;
     conn.execute_batch("BEGIN").map_err(&sql)?;
     let source_id = match prepare(cache, &conn, &plan) {
@@ -94,7 +93,7 @@ pub(crate) fn fill(
         .collect();
     let mut summary = FillSummary::default();
     let mut records: BTreeMap<String, u64> = BTreeMap::new();
-    let mut slice = Slice::new(&plan, commits.as_ref());
+    let mut slice = Slice::new(&plan);
     let result = (|| -> Result<(), CacheError> {
         let mut insert = conn
             .prepare_cached(
@@ -211,7 +210,7 @@ pub(crate) fn fill(
         Ok(())
     })();
     let clean_exit = result.is_ok() && keep_tail.blocking_recv().unwrap_or(false);
-    let end = if clean_exit {
+    let keep = if clean_exit {
         // Everything the source sent counts: the tail after its last STATE too.
         let mut insert = conn
             .prepare_cached(
@@ -219,22 +218,14 @@ pub(crate) fn fill(
             )
             .map_err(&sql)?;
         slice.flush(&mut insert, source_id).map_err(&sql)?;
-        slice.apply_positions(&conn).map_err(&sql)?;
-        "COMMIT"
-    } else if result.is_ok() && !slice.spilled {
-        // The source failed: what ends at its last STATE is kept (the open
-        // transaction ends there; the tail after it is only in memory).
-        slice.apply_positions(&conn).map_err(&sql)?;
-        "COMMIT"
+        true
     } else {
-        "ROLLBACK"
+        // The source failed: what ends at its last STATE is kept (the open
+        // transaction ends there; the tail after it is only in memory), unless the
+        // tail spilled into it.
+        result.is_ok() && !slice.spilled
     };
-    conn.execute_batch(end).map_err(&sql)?;
-    if end == "COMMIT"
-        && let Some(commits) = &commits
-    {
-        commits.send_modify(|p| p.commits += 1);
-    }
+    slice.end(&conn, keep).map_err(&sql)?;
     result?;
     summary.records = records
         .into_iter()
@@ -286,7 +277,7 @@ struct Slice<'p> {
 }
 
 impl<'p> Slice<'p> {
-    fn new(plan: &'p FillPlan, commits: Option<&'p watch::Sender<FillProgress>>) -> Self {
+    fn new(plan: &'p FillPlan) -> Self {
         Self {
             tail: Vec::new(),
             tail_bytes: 0,
@@ -295,7 +286,7 @@ impl<'p> Slice<'p> {
             bytes: 0,
             last_commit: std::time::Instant::now(),
             positions: plan.positions.as_ref(),
-            commits,
+            commits: plan.commits.as_ref(),
         }
     }
 
@@ -385,10 +376,27 @@ impl<'p> Slice<'p> {
         self.states = 0;
         self.bytes = 0;
         self.last_commit = std::time::Instant::now();
+        self.committed();
+        Ok(())
+    }
+
+    /// Ends the read's last transaction: commits it (with the pending positions)
+    /// when `keep`, else rolls it back.
+    fn end(&mut self, conn: &rusqlite::Connection, keep: bool) -> rusqlite::Result<()> {
+        if !keep {
+            return conn.execute_batch("ROLLBACK");
+        }
+        self.apply_positions(conn)?;
+        conn.execute_batch("COMMIT")?;
+        self.committed();
+        Ok(())
+    }
+
+    /// Tells a tailing replay of a commit.
+    fn committed(&self) {
         if let Some(commits) = self.commits {
             commits.send_modify(|p| p.commits += 1);
         }
-        Ok(())
     }
 }
 

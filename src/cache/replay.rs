@@ -256,10 +256,10 @@ impl PendingPositions {
     }
 }
 
-/// Moves a destination's positions as it confirms states, on a thread of its
-/// own, so the write loop never waits for the cache. While a fill holds the write
-/// lock, the fill stores them (see [`PendingPositions`]); [`PositionWriter::finish`]
-/// waits until everything handed over is stored.
+/// Stores the positions pushed to a [`PendingPositions`], on a thread of its own,
+/// so the write loop never waits for the cache. While a fill holds the write
+/// lock, the fill stores them; [`PositionWriter::finish`] waits until everything
+/// pushed is stored.
 pub(crate) struct PositionWriter {
     pending: Arc<PendingPositions>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -292,11 +292,6 @@ impl PositionWriter {
             stop,
             thread: Some(thread),
         }
-    }
-
-    /// Hands over confirmed states (seq, slot).
-    pub(crate) fn confirm(&self, rows: &[(i64, String)]) {
-        self.pending.push(rows);
     }
 
     /// Waits until everything handed over is stored (or warned about).

@@ -259,6 +259,15 @@ fn a_resumed_overwrite_continues_as_append() {
     );
 }
 
+/// A runtime with `workers` threads, for a replay on a thread of its own.
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Replays stream `s` of `src` on a thread of its own, following `tail`.
 fn spawn_tailing_replay(
     cache: &Arc<Cache>,
@@ -298,11 +307,7 @@ async fn next_line(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> Strin
 fn a_tailing_replay_sends_each_slice_once_committed_and_never_the_rolled_back_tail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime(2);
     let (lines_tx, lines_rx) = tokio::sync::mpsc::channel(4);
     let (keep, keep_rx) = tokio::sync::oneshot::channel();
     let (commits, progress) = tokio::sync::watch::channel(FillProgress::default());
@@ -362,11 +367,7 @@ fn a_tailing_replay_sends_each_slice_once_committed_and_never_the_rolled_back_ta
 fn a_tailing_replay_stops_waiting_when_the_write_is_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Cache::open(dir.path().join("c.sqlite")).expect("open");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime(1);
     // A fill that never commits nor ends (its sender is held).
     let (_commits, progress) = tokio::sync::watch::channel(FillProgress::default());
     let (writer, reader) = tokio::io::duplex(1 << 20);
@@ -393,8 +394,8 @@ fn confirmed_positions_wait_for_a_held_write_lock_without_holding_up_the_caller(
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .expect("lock");
     let pending = PendingPositions::new("src", "dest");
-    let writer = PositionWriter::start(cache.clone(), pending, "dest".into());
-    writer.confirm(&[(2, "s".to_owned())]);
+    let writer = PositionWriter::start(cache.clone(), pending.clone(), "dest".into());
+    pending.push(&[(2, "s".to_owned())]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(
         cache
