@@ -188,14 +188,33 @@ pub fn peek(data: &[u8]) {
         .filter(|_| json_without_repeated_keys(data))
     {
         match &message.payload {
-            Payload::Record(record) if record.data.is_object() => assert_eq!(
-                peeked,
-                LinePeek::Record {
-                    stream: record.stream.as_str().into(),
-                    namespace: record.namespace.as_deref().map(Into::into),
-                },
-                "a parsed RECORD peeked differently"
-            ),
+            Payload::Record(record) if record.data.is_object() => {
+                let LinePeek::Record {
+                    stream,
+                    namespace,
+                    data: data_range,
+                    ..
+                } = &peeked
+                else {
+                    panic!("a parsed RECORD peeked as {peeked:?}");
+                };
+                assert_eq!(
+                    (stream.as_ref(), namespace.as_deref()),
+                    (record.stream.as_str(), record.namespace.as_deref()),
+                    "a parsed RECORD peeked differently"
+                );
+                // The framing table's data range is exactly the record's data.
+                let framed: serde_json::Value = data
+                    .get(data_range.clone())
+                    .and_then(|bytes| serde_json::from_slice(bytes).ok())
+                    .unwrap_or_else(|| {
+                        panic!("the peeked data range {data_range:?} is not the data")
+                    });
+                assert_eq!(
+                    framed, record.data,
+                    "the peeked data range holds other data"
+                );
+            }
             Payload::Record(_) => assert!(
                 matches!(peeked, LinePeek::NotAMessage(_)),
                 "a RECORD whose data is not an object peeked as {peeked:?}"
@@ -208,7 +227,10 @@ pub fn peek(data: &[u8]) {
             ),
         }
     }
-    if let LinePeek::Record { stream, namespace } = &peeked {
+    if let LinePeek::Record {
+        stream, namespace, ..
+    } = &peeked
+    {
         // JSON as the grammar has it: numbers are not evaluated (one past f64's
         // range is still JSON), strings must be UTF-8.
         type Members<'a> = std::collections::BTreeMap<String, &'a serde_json::value::RawValue>;

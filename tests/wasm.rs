@@ -123,7 +123,7 @@ fn the_same_plugin_as_component_command_and_process_writes_the_same_output() {
         run.expect_code(0);
         match *label {
             "component" => assert!(
-                run.stderr.contains("airlock:destination@0.1 plugin"),
+                run.stderr.contains("airlock:destination@0.2 plugin"),
                 "{}",
                 run.stderr
             ),

@@ -114,7 +114,9 @@ pub(crate) fn fill(
             for line in batch.lines() {
                 match peek_line(line) {
                     LinePeek::Empty => {}
-                    LinePeek::Record { stream, namespace } => {
+                    LinePeek::Record {
+                        stream, namespace, ..
+                    } => {
                         let cached = matches!(&last_slot, Some((s, n, _))
                             if s.as_str() == stream.as_ref() && n.as_deref() == namespace.as_deref());
                         if !cached {

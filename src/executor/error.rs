@@ -172,6 +172,22 @@ pub enum RunError {
         source: FramingError,
     },
 
+    /// A plugin (`airlock:destination@0.2.0`) returned output whose framing table
+    /// does not describe it; the output was refused, not read.
+    #[error(
+        "returned a malformed framing table from {call}: {detail}; its output was refused \
+         (a 0.2.0 plugin must frame each output line, in order, inside its output, with the \
+         line's message type){log_tail}"
+    )]
+    BadFraming {
+        /// The call (`write`, `close`).
+        call: &'static str,
+        /// What is wrong, naming the frame.
+        detail: String,
+        /// The plugin's last log lines.
+        log_tail: LogTail,
+    },
+
     /// The guest trapped.
     #[error("trapped in {call}: {cause}{log_tail}")]
     Trap {
@@ -224,6 +240,7 @@ impl RunError {
             | Self::Trap { log_tail, .. }
             | Self::SandboxViolation { log_tail, .. }
             | Self::NetworkRefused { log_tail, .. }
+            | Self::BadFraming { log_tail, .. }
             | Self::StoppedReading { log_tail, .. }
             | Self::MissingOutput { log_tail, .. } => Some(log_tail),
             Self::Framing { .. } => None,
@@ -251,6 +268,12 @@ impl RunError {
                 for text in [&mut refusal.what, &mut refusal.rule, &mut refusal.fix] {
                     secrets.mask_in_place(text);
                 }
+                tail(log_tail);
+            }
+            Self::BadFraming {
+                detail, log_tail, ..
+            } => {
+                secrets.mask_in_place(detail);
                 tail(log_tail);
             }
             Self::SandboxViolation { log_tail, .. }

@@ -10,6 +10,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+use crate::protocol::Frame;
 use crate::protocol::message::{AirbyteMessage, MessageType};
 
 /// The default cap on one line: 256 MiB. A longer line is an error, never an
@@ -147,6 +148,12 @@ pub enum LinePeek<'a> {
         stream: Cow<'a, str>,
         /// Namespace, if any.
         namespace: Option<Cow<'a, str>>,
+        /// Where the record's `data` object lies in the line.
+        data: Range<usize>,
+        /// Where its `meta` lies, when present and not null.
+        meta: Option<Range<usize>>,
+        /// Its `emitted_at` in milliseconds (a fraction truncated).
+        emitted_at: i64,
     },
     /// Another message type; parse it fully with [`parse_message`] if needed.
     Other(MessageType),
@@ -172,8 +179,23 @@ struct RecordPeek<'a> {
     /// checked to be an object below.
     #[serde(borrow)]
     data: &'a serde_json::value::RawValue,
-    #[serde(rename = "emitted_at")]
-    _emitted_at: serde_json::Number,
+    emitted_at: serde_json::Number,
+    #[serde(borrow, default)]
+    meta: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Where `inner`, a slice of `outer`, lies in it.
+fn offset_in(outer: &str, inner: &str) -> Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
+}
+
+/// Milliseconds from a JSON number: an integer, or a float truncated (saturating).
+fn epoch_millis(number: &serde_json::Number) -> i64 {
+    number
+        .as_i64()
+        .or_else(|| number.as_u64().map(|_| i64::MAX))
+        .unwrap_or_else(|| number.as_f64().map_or(0, |f| f as i64))
 }
 
 /// Looks at one line and says what it is. RECORD lines are checked for shape
@@ -199,6 +221,9 @@ pub fn peek_line(line: &[u8]) -> LinePeek<'_> {
             kind: MessageType::Record,
             record: Some(r),
         }) => LinePeek::Record {
+            data: offset_in(line, r.data.get()),
+            meta: r.meta.map(|meta| offset_in(line, meta.get())),
+            emitted_at: epoch_millis(&r.emitted_at),
             stream: r.stream,
             namespace: r.namespace,
         },
@@ -247,6 +272,9 @@ pub fn classify_output(line: &[u8]) -> OutputLine {
 pub struct LineBatch {
     bytes: Vec<u8>,
     lines: usize,
+    /// The framing table, when whoever built the batch framed its lines (the
+    /// write loop does; `airlock:destination@0.2.0` plugins receive it).
+    frames: Vec<Frame>,
 }
 
 impl LineBatch {
@@ -255,6 +283,7 @@ impl LineBatch {
         Self {
             bytes: Vec::with_capacity(bytes),
             lines: 0,
+            frames: Vec::new(),
         }
     }
 
@@ -265,7 +294,27 @@ impl LineBatch {
             bytes.push(b'\n');
         }
         let lines = memchr::memchr_iter(b'\n', &bytes).count();
-        Self { bytes, lines }
+        Self {
+            bytes,
+            lines,
+            frames: Vec::new(),
+        }
+    }
+
+    /// Frames the line just committed: `frame`'s spans are offsets in the batch.
+    pub fn push_frame(&mut self, frame: Frame) {
+        self.frames.push(frame);
+    }
+
+    /// The framing table: one frame per line when the batch was framed (see
+    /// [`LineBatch::is_framed`]), else empty.
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
+
+    /// Whether every line has its frame.
+    pub fn is_framed(&self) -> bool {
+        self.frames.len() == self.lines
     }
 
     /// Appends one line; a `\n` is added.
@@ -322,6 +371,49 @@ impl LineBatch {
     /// Takes the contents, leaving an empty batch with the same capacity.
     pub fn take(&mut self) -> LineBatch {
         let capacity = self.bytes.capacity();
-        std::mem::replace(self, LineBatch::with_capacity(capacity))
+        let frames = self.frames.capacity();
+        let mut empty = LineBatch::with_capacity(capacity);
+        empty.frames.reserve(frames);
+        std::mem::replace(self, empty)
     }
+}
+
+/// `batch` with its framing table, for a batch built without one: a frame for
+/// each line that is a message (a record only when its stream is in `streams`,
+/// whose order gives the stream index). Lines without a frame are not delivered
+/// to a plugin that reads the table.
+pub fn framed(mut batch: LineBatch, streams: &[crate::protocol::StreamDescriptor]) -> LineBatch {
+    use crate::protocol::{FrameKind, Span};
+    batch.frames.clear();
+    let mut start = 0usize;
+    let bytes = std::mem::take(&mut batch.bytes);
+    for line in bytes.split(|b| *b == b'\n') {
+        let at = |r: Range<usize>| Span::of(start + r.start..start + r.end).unwrap_or_default();
+        let span = at(0..line.len());
+        let frame = match peek_line(line) {
+            LinePeek::Record {
+                stream,
+                namespace,
+                data,
+                meta,
+                emitted_at,
+            } => streams
+                .iter()
+                .position(|d| d.name == stream && d.namespace.as_deref() == namespace.as_deref())
+                .map(|index| Frame {
+                    kind: FrameKind::Record,
+                    line: span,
+                    stream: index as u32,
+                    data: at(data),
+                    meta: meta.map(at),
+                    emitted_at,
+                }),
+            LinePeek::Other(kind) => Some(Frame::message(FrameKind::of_type(kind.as_str()), span)),
+            LinePeek::Empty | LinePeek::NotAMessage(_) => None,
+        };
+        batch.frames.extend(frame);
+        start += line.len() + 1;
+    }
+    batch.bytes = bytes;
+    batch
 }

@@ -24,7 +24,8 @@ mod message;
 // The vocabulary shared with the plugin SDK, defined once in `airbyte_protocol`.
 pub use airbyte_protocol::{
     AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream,
-    DestinationSyncMode, Extra, FailureType, LogLevel, StreamDescriptor, SyncMode,
+    DestinationSyncMode, Extra, FailureType, Frame, FrameError, FrameKind, LogLevel, Span,
+    StreamDescriptor, SyncMode, check_frames,
 };
 pub use framing::{
     DEFAULT_MAX_LINE_BYTES, FramingError, LineBatch, LinePeek, LineReader, OutputLine,

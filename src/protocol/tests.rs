@@ -102,8 +102,34 @@ fn peek_classifies_lines() {
     assert_eq!(peek_line(b"  \r"), LinePeek::Empty);
     assert_eq!(
         peek_line(br#"{"type":"RECORD","record":{"stream":"s","namespace":"n","data":{"x":[1,{"y":2}]},"emitted_at":1}}"#),
-        LinePeek::Record { stream: "s".into(), namespace: Some("n".into()) }
+        LinePeek::Record {
+            stream: "s".into(),
+            namespace: Some("n".into()),
+            data: 63..80,
+            meta: None,
+            emitted_at: 1
+        }
     );
+    // The framing table's parts: data and meta ranges, emitted_at truncated.
+    let line = br#"{"type":"RECORD","record":{"meta":{"changes":[]},"emitted_at":12.9,"stream":"s","data":{"a":"}"}}}"#;
+    let LinePeek::Record {
+        data,
+        meta,
+        emitted_at,
+        ..
+    } = peek_line(line)
+    else {
+        panic!("a record")
+    };
+    assert_eq!(&line[data], br#"{"a":"}"}"#);
+    assert_eq!(&line[meta.expect("meta")], br#"{"changes":[]}"#);
+    assert_eq!(emitted_at, 12);
+    let null_meta =
+        br#"{"type":"RECORD","record":{"stream":"s","data":{},"emitted_at":1,"meta":null}}"#;
+    assert!(matches!(
+        peek_line(null_meta),
+        LinePeek::Record { meta: None, .. }
+    ));
     assert_eq!(
         peek_line(br#"{"type":"STATE","state":{}}"#),
         LinePeek::Other(MessageType::State)

@@ -1,8 +1,10 @@
 //! The feeding half of the write loop: input lines in, batches to the destination out.
 //!
-//! Owns reading, classifying and counting input. Records are looked at, not parsed
-//! ([`crate::protocol::peek_line`]); STATE and TRACE lines are parsed because the loop
-//! must know them. It does not read the destination's output.
+//! Owns reading, classifying and counting input, and framing each batch it sends
+//! (a [`Frame`] per line: kind, stream index, where a record's data lies). Records
+//! are looked at, not parsed ([`crate::protocol::peek_line`]); STATE and TRACE lines
+//! are parsed because the loop must know them. It does not read the destination's
+//! output.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +14,8 @@ use tokio::io::{AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use crate::protocol::{
-    ConfiguredAirbyteCatalog, FramingError, LineBatch, LinePeek, LineReader, MessageType, Payload,
-    StreamDescriptor, TraceType, parse_message, peek_line,
+    ConfiguredAirbyteCatalog, Frame, FrameKind, FramingError, LineBatch, LinePeek, LineReader,
+    MessageType, Payload, Span, StreamDescriptor, TraceType, parse_message, peek_line,
 };
 
 use super::ledger::SentState;
@@ -57,9 +59,9 @@ impl StreamCounts {
         }
     }
 
-    /// Counts one record: the stream's count with it, `None` if the stream is not
-    /// in the catalog.
-    fn count(&mut self, name: &str, namespace: Option<&str>) -> Option<u64> {
+    /// Counts one record: the stream's index in the catalog and its count with
+    /// it, `None` if the stream is not in the catalog.
+    fn count(&mut self, name: &str, namespace: Option<&str>) -> Option<(usize, u64)> {
         let matches = |(d, _): &(StreamDescriptor, u64)| {
             d.name == name && d.namespace.as_deref() == namespace
         };
@@ -68,7 +70,7 @@ impl StreamCounts {
         }
         let count = &mut self.counts[self.last].1;
         *count += 1;
-        Some(*count)
+        Some((self.last, *count))
     }
 
     pub fn snapshot(&self) -> Vec<(StreamDescriptor, u64)> {
@@ -174,17 +176,36 @@ impl Feed {
                 break;
             };
             let line_number = reader.line_number();
-            let keep = {
-                let line = &batch.as_bytes()[range];
+            let frame = {
+                let line = &batch.as_bytes()[range.clone()];
+                let at = |r: std::ops::Range<usize>| {
+                    Span::of(range.start + r.start..range.start + r.end).unwrap_or_default()
+                };
+                let line_span = at(0..line.len());
                 match peek_line(line) {
-                    LinePeek::Empty => false,
-                    LinePeek::Record { stream, namespace } => {
-                        if let Some(count) = pending.read.count(&stream, namespace.as_deref()) {
+                    LinePeek::Empty => None,
+                    LinePeek::Record {
+                        stream,
+                        namespace,
+                        data,
+                        meta,
+                        emitted_at,
+                    } => {
+                        if let Some((index, count)) =
+                            pending.read.count(&stream, namespace.as_deref())
+                        {
                             if count == 1 {
                                 StreamStarted.emit(self.spans.find(&stream, namespace.as_deref()));
                             }
                             pending.records += 1;
-                            true
+                            Some(Frame {
+                                kind: FrameKind::Record,
+                                line: line_span,
+                                stream: index as u32,
+                                data: at(data),
+                                meta: meta.map(at),
+                                emitted_at,
+                            })
                         } else {
                             summary.records_skipped += 1;
                             let descriptor = StreamDescriptor::with_namespace(
@@ -198,12 +219,12 @@ impl Feed {
                                 );
                                 warned_streams.push(descriptor);
                             }
-                            false
+                            None
                         }
                     }
-                    LinePeek::Other(kind) => {
-                        self.other_message(kind, line, line_number, &mut pending, summary)
-                    }
+                    LinePeek::Other(kind) => self
+                        .other_message(kind, line, line_number, &mut pending, summary)
+                        .then(|| Frame::message(FrameKind::of_type(kind.as_str()), line_span)),
                     LinePeek::NotAMessage(reason) => {
                         summary.lines_skipped += 1;
                         if summary.lines_skipped <= BAD_LINE_WARNINGS {
@@ -211,15 +232,16 @@ impl Feed {
                                 "input line {line_number} is not an Airbyte message and was skipped: {reason}"
                             );
                         }
-                        false
+                        None
                     }
                 }
             };
-            if !keep {
+            let Some(frame) = frame else {
                 batch.truncate(start);
                 continue;
-            }
+            };
             batch.commit_line();
+            batch.push_frame(frame);
             let is_full =
                 batch.byte_len() >= self.batch_bytes || batch.line_count() >= self.batch_lines;
             if is_full || reader.get_ref().buffer().is_empty() {

@@ -32,14 +32,14 @@ pub struct Record<'a> {
     pub namespace: Option<Cow<'a, str>>,
     /// The record itself, as the raw JSON text received.
     #[serde(borrow)]
-    pub data: &'a RawValue,
+    pub data: RawJson<'a>,
     /// When the source extracted the record, in milliseconds since the Unix
     /// epoch. Any JSON number is accepted; a fraction is truncated.
     #[serde(deserialize_with = "epoch_millis")]
     pub emitted_at: i64,
     /// The record's `meta` (e.g. `changes[]`), raw, if present and not null.
     #[serde(borrow, default)]
-    pub meta: Option<&'a RawValue>,
+    pub meta: Option<RawJson<'a>>,
     /// Set by the write session once the record's stream is found in the
     /// catalog.
     #[serde(skip)]
@@ -52,6 +52,57 @@ impl Record<'_> {
     /// passed to [`Destination::open`](crate::Destination::open).
     pub fn stream_index(&self) -> usize {
         self.stream_index
+    }
+}
+
+/// JSON text, raw, borrowed from the input: a record's `data` or `meta` as it
+/// was received. Nothing is parsed until a writer asks for it with
+/// [`RawJson::parse`]; [`RawJson::get`] is the text itself.
+///
+/// ```
+/// use airlock_plugin_sdk::message::RawJson;
+/// let data = RawJson::new(r#"{"id":1}"#).expect("JSON");
+/// assert_eq!(data.get(), r#"{"id":1}"#);
+/// let value: serde_json::Value = data.parse().expect("parses");
+/// assert_eq!(value["id"], 1);
+/// assert!(RawJson::new("{nope").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// Checks that `text` is one JSON value and borrows it.
+    ///
+    /// # Errors
+    /// The parser's error when it is not.
+    pub fn new(text: &'a str) -> Result<Self, serde_json::Error> {
+        let raw: &'a RawValue = serde_json::from_str(text)?;
+        Ok(Self(raw.get()))
+    }
+
+    /// Borrows text the host has already checked to be a JSON object (a record's
+    /// `data` in a framed batch: the host's peek validated it).
+    pub(crate) fn trusted(text: &'a str) -> Self {
+        Self(text)
+    }
+
+    /// The JSON text, exactly as received.
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+
+    /// Parses the text into `T`.
+    ///
+    /// # Errors
+    /// The parser's error when the text does not fit `T`.
+    pub fn parse<T: Deserialize<'a>>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(|raw| Self(raw.get()))
     }
 }
 
@@ -293,7 +344,7 @@ mod tests {
         let line = br#"{"stream":"sp\u00e9cial","data":{},"emitted_at":1,"meta":{"changes":[]}}"#;
         let record: Record<'_> = serde_json::from_slice(line).expect("parse");
         assert_eq!(record.stream, "spécial");
-        assert_eq!(record.meta.map(RawValue::get), Some(r#"{"changes":[]}"#));
+        assert_eq!(record.meta.map(|m| m.get()), Some(r#"{"changes":[]}"#));
     }
 
     #[test]

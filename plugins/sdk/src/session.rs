@@ -11,7 +11,11 @@ use serde_json::Value;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use crate::message::{Envelope, Trace, write_log, write_trace_error};
+use std::borrow::Cow;
+
+use airbyte_protocol::{Frame, FrameKind};
+
+use crate::message::{Envelope, RawJson, Trace, write_log, write_trace_error};
 use crate::{
     ConfiguredCatalog, Context, Destination, DestinationError, Emitter, LogLevel, Record,
     RecordWriter, StreamDescriptor,
@@ -89,6 +93,8 @@ const QUOTED_LINE_BYTES: usize = 120;
 pub struct WriteSession {
     writer: Box<dyn RecordWriter>,
     streams: StreamTable,
+    /// The catalog's streams, by index: what a framed record's stream names.
+    descriptors: Vec<StreamDescriptor>,
     /// Per catalog stream: records written since that stream's last STREAM
     /// state (or since the last GLOBAL/LEGACY state).
     since_stream_state: Vec<u64>,
@@ -123,6 +129,11 @@ impl WriteSession {
         Ok(Self {
             writer,
             streams,
+            descriptors: catalog
+                .streams
+                .iter()
+                .map(|configured| configured.stream.descriptor())
+                .collect(),
             since_stream_state: vec![0; count],
             since_any_state: 0,
             completed: vec![false; count],
@@ -152,6 +163,76 @@ impl WriteSession {
             self.failure = Some(e.clone());
         }
         handled
+    }
+
+    /// Handles one framed message of `messages` (a batch of
+    /// `airlock:destination@0.2.0`): a record goes to the writer straight from
+    /// the frame (stream index, raw `data`, `emitted_at`), no envelope parsed;
+    /// every other kind is handled as [`push_line`](Self::push_line) handles
+    /// its line. The frame must have passed
+    /// [`check_frames`](airbyte_protocol::check_frames) against `messages` and
+    /// [`stream_count`](Self::stream_count).
+    ///
+    /// # Errors
+    ///
+    /// The writer's [`DestinationError`], as for `push_line`; or a system error
+    /// when the frame's data is not UTF-8 (the host framed the batch wrongly).
+    pub fn push_framed(
+        &mut self,
+        messages: &[u8],
+        frame: &Frame,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DestinationError> {
+        if frame.kind != FrameKind::Record {
+            return self.push_line(&messages[frame.line.range()], out);
+        }
+        if let Some(failure) = &self.failure {
+            return Err(failure.clone());
+        }
+        let handled = self.on_framed_record(messages, frame, out);
+        if let Err(e) = &handled {
+            self.failure = Some(e.clone());
+        }
+        handled
+    }
+
+    /// Streams in the catalog: a framed record's stream index is below it.
+    pub fn stream_count(&self) -> usize {
+        self.descriptors.len()
+    }
+
+    fn on_framed_record(
+        &mut self,
+        messages: &[u8],
+        frame: &Frame,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DestinationError> {
+        let text = |span: airbyte_protocol::Span, what: &str| {
+            std::str::from_utf8(&messages[span.range()]).map_err(|_| {
+                DestinationError::system(format!(
+                    "the host's framing table is wrong: the {what} of a record is not UTF-8"
+                ))
+            })
+        };
+        let data = RawJson::trusted(text(frame.data, "data")?);
+        let meta = match frame.meta {
+            Some(span) => Some(RawJson::trusted(text(span, "meta")?)),
+            None => None,
+        };
+        let index = frame.stream as usize;
+        let descriptor = &self.descriptors[index];
+        let record = Record {
+            stream: Cow::Borrowed(&descriptor.name),
+            namespace: descriptor.namespace.as_deref().map(Cow::Borrowed),
+            data,
+            emitted_at: frame.emitted_at,
+            meta,
+            stream_index: index,
+        };
+        self.writer.write(&record, &mut Emitter::new(out))?;
+        self.since_stream_state[index] += 1;
+        self.since_any_state += 1;
+        Ok(())
     }
 
     /// The input ran dry for now: commits the states held back (see

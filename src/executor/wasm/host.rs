@@ -1,7 +1,8 @@
 //! What a guest's store holds: the WASI context the policy allows, the resource
 //! table, the memory limiter, and the `host` import (`log`).
 //!
-//! Owns the store's data type and the `airlock:destination@0.1.0` bindings. Nothing
+//! Owns the store's data type and the `airlock:destination` bindings (0.1.0 and
+//! 0.2.0, linked side by side). Nothing
 //! outside `executor::wasm` names a `Store`, a `Linker` or this state.
 
 use std::pin::Pin;
@@ -23,6 +24,16 @@ pub(super) mod v0_1 {
     wasmtime::component::bindgen!({
         path: "wit/destination-0.1.0",
         world: "destination-plugin",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+/// Bindings for `airlock:destination@0.2.0`.
+pub(super) mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "wit/destination-0.2.0",
+        world: "plugin",
         imports: { default: trappable },
         exports: { default: async },
     });
@@ -329,6 +340,37 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// `host.log`, in any version: within the log cap, into the diagnostics.
+    fn plugin_log(
+        &mut self,
+        level: crate::protocol::LogLevel,
+        message: &str,
+    ) -> wasmtime::Result<()> {
+        if !self.budgets.take_log(message.len() as u64 + 1) {
+            return Err(wasmtime::format_err!("log cap exceeded"));
+        }
+        self.diagnostics.note_log(level, message);
+        Ok(())
+    }
+}
+
+/// The host's log level for a plugin's, in either version (the enums are the same).
+macro_rules! log_level {
+    ($wit:path, $level:expr) => {{
+        use crate::protocol::LogLevel as L;
+        use $wit as W;
+        match $level {
+            W::Fatal => L::Fatal,
+            W::Error => L::Error,
+            W::Warn => L::Warn,
+            W::Info => L::Info,
+            W::Debug => L::Debug,
+            W::Trace => L::Trace,
+        }
+    }};
+}
+
 impl v0_1::airlock::destination::types::Host for HostState {}
 
 impl v0_1::airlock::destination::host::Host for HostState {
@@ -337,20 +379,21 @@ impl v0_1::airlock::destination::host::Host for HostState {
         level: v0_1::airlock::destination::types::LogLevel,
         message: String,
     ) -> wasmtime::Result<()> {
-        use v0_1::airlock::destination::types::LogLevel;
-        if !self.budgets.take_log(message.len() as u64 + 1) {
-            return Err(wasmtime::format_err!("log cap exceeded"));
-        }
-        let level = match level {
-            LogLevel::Fatal => crate::protocol::LogLevel::Fatal,
-            LogLevel::Error => crate::protocol::LogLevel::Error,
-            LogLevel::Warn => crate::protocol::LogLevel::Warn,
-            LogLevel::Info => crate::protocol::LogLevel::Info,
-            LogLevel::Debug => crate::protocol::LogLevel::Debug,
-            LogLevel::Trace => crate::protocol::LogLevel::Trace,
-        };
-        self.diagnostics.note_log(level, &message);
-        Ok(())
+        let level = log_level!(v0_1::airlock::destination::types::LogLevel, level);
+        self.plugin_log(level, &message)
+    }
+}
+
+impl v0_2::airlock::destination::types::Host for HostState {}
+
+impl v0_2::airlock::destination::host::Host for HostState {
+    fn log(
+        &mut self,
+        level: v0_2::airlock::destination::types::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        let level = log_level!(v0_2::airlock::destination::types::LogLevel, level);
+        self.plugin_log(level, &message)
     }
 }
 

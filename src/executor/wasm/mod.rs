@@ -12,6 +12,7 @@
 mod engine;
 mod error;
 mod host;
+mod plugin;
 
 pub use error::WasmError;
 
@@ -35,8 +36,9 @@ use super::{
     Diagnostics, Executor, ExecutorError, ExecutorErrorKind, FailureReason, Invocation,
     OutputEvent, RunError, SandboxLimit, Session,
 };
-use crate::protocol::{DEFAULT_MAX_LINE_BYTES, FailureType, LineBatch};
-use host::{Budgets, CappedWriter, HostState, WasiSetup, v0_1};
+use crate::protocol::{DEFAULT_MAX_LINE_BYTES, LineBatch};
+use host::{Budgets, CappedWriter, HostState, WasiSetup, v0_1, v0_2};
+use plugin::Plugin;
 
 /// Output batches buffered ahead of the consumer.
 const OUTPUT_QUEUE: usize = 16;
@@ -65,8 +67,9 @@ impl WasmSource {
 
 /// Runs a WebAssembly component as a sandboxed connector.
 ///
-/// A component exporting `airlock:destination/destination@0.1.x` runs as a plugin:
-/// records cross in batches through `write-batch`. A component exporting
+/// A component exporting `airlock:destination/destination@0.2.x` or `@0.1.x` runs
+/// as a plugin: records cross in batches through `write-batch` (with 0.2.0, each
+/// batch carries the host's framing table, so the plugin parses no envelope). A component exporting
 /// `wasi:cli/run` runs in command mode: it gets the Airbyte CLI arguments, the
 /// config and catalog read-only under `/job`, and messages on stdin/stdout — so an
 /// Airbyte-style CLI compiled to `wasm32-wasip2` works unchanged. Both run under
@@ -100,6 +103,7 @@ impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.world {
             World::PluginV0_1(_) => "Loaded(airlock:destination@0.1)",
+            World::PluginV0_2(_) => "Loaded(airlock:destination@0.2)",
             World::Command(_) => "Loaded(wasi:cli/command)",
         })
     }
@@ -107,10 +111,12 @@ impl std::fmt::Debug for Loaded {
 
 enum World {
     PluginV0_1(v0_1::DestinationPluginPre<HostState>),
+    PluginV0_2(v0_2::PluginPre<HostState>),
     Command(CommandPre<HostState>),
 }
 
-/// The one linker: WASI Preview 2 as the sandbox allows it, and `host@0.1.0`.
+/// The one linker: WASI Preview 2 as the sandbox allows it, and `host` of
+/// `airlock:destination` 0.1.0 and 0.2.0 side by side.
 /// Commands get `host` too (harmless if unused).
 fn linker() -> Result<&'static Linker<HostState>, String> {
     static LINKER: OnceLock<Result<Linker<HostState>, String>> = OnceLock::new();
@@ -121,6 +127,8 @@ fn linker() -> Result<&'static Linker<HostState>, String> {
             host::refuse_links(&mut linker).map_err(|e| format!("{e:#}"))?;
             host::filter_name_lookups(&mut linker).map_err(|e| format!("{e:#}"))?;
             v0_1::DestinationPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+                .map_err(|e| format!("{e:#}"))?;
+            v0_2::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
                 .map_err(|e| format!("{e:#}"))?;
             Ok(linker)
         })
@@ -232,6 +240,18 @@ fn load(
         tracing::info!(connector, "loaded as a wasi:cli/command (command mode)");
         return Ok(Loaded {
             world: World::Command(pre),
+        });
+    }
+    // The newest version a component exports wins.
+    if exports
+        .iter()
+        .any(|e| e.starts_with("airlock:destination/destination@0.2."))
+    {
+        let pre = v0_2::PluginPre::new(prelinked(&component)?)
+            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
+        tracing::info!(connector, "loaded as an airlock:destination@0.2 plugin");
+        return Ok(Loaded {
+            world: World::PluginV0_2(pre),
         });
     }
     if exports
@@ -380,27 +400,41 @@ impl Guard {
         )
     }
 
-    fn plugin_error(
-        &self,
-        call: &'static str,
-        error: v0_1::airlock::destination::types::DestinationError,
-    ) -> ExecutorError {
-        use v0_1::airlock::destination::types::FailureType as Wit;
-        let failure_type = match error.failure_type {
-            Wit::SystemError => FailureType::SystemError,
-            Wit::ConfigError => FailureType::ConfigError,
-            Wit::TransientError => FailureType::TransientError,
-        };
+    fn plugin_error(&self, call: &'static str, error: plugin::PluginError) -> ExecutorError {
         self.diagnostics.note(format!("ERROR {}", error.message));
         ExecutorError::new(
             &self.connector,
             RunError::ConnectorFailed {
                 reason: FailureReason::PluginError(call),
-                failure_type: Some(failure_type),
+                failure_type: Some(error.failure_type),
                 message: Some(self.diagnostics.mask(&error.message)),
                 log_tail: self.diagnostics.tail(),
             },
         )
+    }
+
+    /// Hands a plugin's output on: a 0.2.0 plugin's only once its framing table
+    /// checks out.
+    async fn emit_output(
+        &self,
+        call: &'static str,
+        output: plugin::Output,
+        sink: &mpsc::Sender<OutputEvent>,
+    ) -> Result<(), ExecutorError> {
+        let bytes = match output.frames {
+            None => output.messages,
+            Some(frames) => plugin::framed_lines(&output.messages, &frames).map_err(|detail| {
+                ExecutorError::new(
+                    &self.connector,
+                    RunError::BadFraming {
+                        call,
+                        detail,
+                        log_tail: self.diagnostics.tail(),
+                    },
+                )
+            })?,
+        };
+        self.emit(bytes, sink).await
     }
 
     /// Hands protocol output on, within the output cap.
@@ -441,8 +475,14 @@ fn log_pipe(guard: &Guard, output: &mpsc::Sender<OutputEvent>) -> AsyncStdoutStr
     )
 }
 
+/// A plugin-world component, pre-linked, of either version.
+enum PluginPre {
+    V0_1(v0_1::DestinationPluginPre<HostState>),
+    V0_2(v0_2::PluginPre<HostState>),
+}
+
 async fn run_plugin(
-    pre: v0_1::DestinationPluginPre<HostState>,
+    pre: PluginPre,
     policy: SandboxPolicy,
     net: Arc<ResolvedGrants>,
     guard: Guard,
@@ -468,10 +508,18 @@ async fn run_plugin(
             )
         })?;
     let mut store = state.into_store();
-    let plugin = guard
-        .call("instantiate", pre.instantiate_async(&mut store))
-        .await?;
-    let api = plugin.airlock_destination_destination();
+    let plugin = match pre {
+        PluginPre::V0_1(pre) => Plugin::V0_1(
+            guard
+                .call("instantiate", pre.instantiate_async(&mut store))
+                .await?,
+        ),
+        PluginPre::V0_2(pre) => Plugin::V0_2(
+            guard
+                .call("instantiate", pre.instantiate_async(&mut store))
+                .await?,
+        ),
+    };
     match invocation {
         Invocation::Discover { .. } | Invocation::Read { .. } => {
             return Err(ExecutorError::new(
@@ -483,7 +531,7 @@ async fn run_plugin(
             ));
         }
         Invocation::Spec => {
-            let spec = guard.call("spec", api.call_spec(&mut store)).await?;
+            let spec = guard.call("spec", plugin.spec(&mut store)).await?;
             let spec: serde_json::Value =
                 serde_json::from_str(&spec).unwrap_or(serde_json::Value::String(spec));
             let line = serde_json::json!({"type": "SPEC", "spec": spec}).to_string();
@@ -492,12 +540,12 @@ async fn run_plugin(
                 .await?;
         }
         Invocation::Check { config, .. } => {
-            let status = guard
-                .call("check", api.call_check(&mut store, &config.to_string()))
+            let (succeeded, message) = guard
+                .call("check", plugin.check(&mut store, &config.to_string()))
                 .await?;
             let status = serde_json::json!({"type": "CONNECTION_STATUS", "connectionStatus": {
-                "status": if status.succeeded { "SUCCEEDED" } else { "FAILED" },
-                "message": status.message,
+                "status": if succeeded { "SUCCEEDED" } else { "FAILED" },
+                "message": message,
             }});
             guard
                 .emit(format!("{status}\n").into_bytes(), &output)
@@ -506,15 +554,17 @@ async fn run_plugin(
         Invocation::Write {
             config, catalog, ..
         } => {
-            let writer_api = api.writer();
+            let streams = catalog.descriptors();
             let catalog = serde_json::to_string(&catalog).unwrap_or_default();
             let writer = guard
                 .call(
                     "open",
-                    writer_api.call_open(&mut store, &config.to_string(), &catalog),
+                    plugin.open(&mut store, &config.to_string(), &catalog),
                 )
                 .await?
                 .map_err(|e| guard.plugin_error("open", e))?;
+            let mut scratch = Vec::new();
+            let empty = LineBatch::default();
             let mut input = input.unwrap_or_else(|| mpsc::channel(1).1);
             let mut idle_told = true;
             loop {
@@ -539,15 +589,26 @@ async fn run_plugin(
                     },
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                 };
-                let bytes: &[u8] = batch.as_ref().map_or(&[], |b| b.as_bytes());
+                // A batch built elsewhere than the write loop is framed here.
+                let batch = match batch {
+                    Some(batch) if !batch.is_framed() && matches!(plugin, Plugin::V0_2(_)) => {
+                        Some(crate::protocol::framing::framed(batch, &streams))
+                    }
+                    batch => batch,
+                };
                 let out = guard
                     .call(
                         "write",
-                        writer_api.call_write_batch(&mut store, writer, bytes),
+                        plugin.write(
+                            &mut store,
+                            writer,
+                            batch.as_ref().unwrap_or(&empty),
+                            &mut scratch,
+                        ),
                     )
                     .await?
                     .map_err(|e| guard.plugin_error("write", e))?;
-                guard.emit(out, &output).await?;
+                guard.emit_output("write", out, &output).await?;
                 // A TRACE ERROR among the output ends the write: the states before
                 // it were accepted by the loop already.
                 if let Some(trace) = guard.diagnostics.trace_error() {
@@ -563,10 +624,10 @@ async fn run_plugin(
                 }
             }
             let out = guard
-                .call("close", writer_api.call_close(&mut store, writer))
+                .call("close", plugin.close(&mut store, writer))
                 .await?
                 .map_err(|e| guard.plugin_error("close", e))?;
-            guard.emit(out, &output).await?;
+            guard.emit_output("close", out, &output).await?;
             guard
                 .call("close", writer.resource_drop_async(&mut store))
                 .await?;
@@ -709,7 +770,16 @@ impl Executor for WasmExecutor {
             Box<dyn std::future::Future<Output = Result<(), ExecutorError>> + Send>,
         > = match &loaded.world {
             World::PluginV0_1(pre) => Box::pin(run_plugin(
-                pre.clone(),
+                PluginPre::V0_1(pre.clone()),
+                policy,
+                net,
+                guard,
+                invocation,
+                input_rx,
+                output_tx,
+            )),
+            World::PluginV0_2(pre) => Box::pin(run_plugin(
+                PluginPre::V0_2(pre.clone()),
                 policy,
                 net,
                 guard,
