@@ -114,6 +114,33 @@ fn our_destinations_pass_the_suite_as_wasm_components_and_executables() {
     }
 }
 
+/// Old plugins keep working: the same destinations built as
+/// `airlock:destination@0.1.0` components pass the suite, linked against the
+/// 0.1.0 bindings (the built-ins, run above, are 0.2.0).
+#[test]
+fn our_destinations_pass_the_suite_under_both_wit_versions() {
+    for destination in ["destination-dev-null", "destination-local-json"] {
+        let sb = Sandbox::new();
+        let wasm = wasm_artifact_v0_1(&format!("{}.wasm", destination.replace('-', "_")));
+        let wasm = wasm.to_str().unwrap();
+        let (code, outcomes, report) = plugin_test(&sb, &[destination, "--wasm", wasm], &[]);
+        assert_passes(destination, "WASM 0.1.0", code, &outcomes, &report);
+        for (flags, version) in [(vec!["--wasm", wasm], "0.1"), (vec![], "0.2")] {
+            let mut args = vec!["-v", "spec", destination];
+            args.extend(flags);
+            let run = sb.run(&args, None);
+            run.expect_code(0);
+            assert!(
+                run.stderr.contains(&format!(
+                    "loaded as an airlock:destination@{version} plugin"
+                )),
+                "{destination} should load as {version}: {}",
+                run.stderr
+            );
+        }
+    }
+}
+
 #[test]
 fn our_destinations_pass_the_suite_as_docker_images() {
     if !docker_ready() {

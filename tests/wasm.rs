@@ -78,7 +78,7 @@ fn rows(path: &std::path::Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn the_same_plugin_as_component_command_and_process_writes_the_same_output() {
+fn the_same_plugin_as_component_of_both_versions_command_and_process_writes_the_same_output() {
     let sb = Sandbox::new();
     let input = faker_like_input();
     let cat = catalog(&[("users", None)]);
@@ -86,6 +86,15 @@ fn the_same_plugin_as_component_command_and_process_writes_the_same_output() {
     let mut results = Vec::new();
     let cases: Vec<(&str, Vec<String>)> = vec![
         ("component", vec![]),
+        (
+            "component-0.1.0",
+            vec![
+                "--wasm".into(),
+                wasm_artifact_v0_1("destination_local_json.wasm")
+                    .display()
+                    .to_string(),
+            ],
+        ),
         (
             "command",
             vec![
@@ -127,6 +136,11 @@ fn the_same_plugin_as_component_command_and_process_writes_the_same_output() {
                 "{}",
                 run.stderr
             ),
+            "component-0.1.0" => assert!(
+                run.stderr.contains("airlock:destination@0.1 plugin"),
+                "{}",
+                run.stderr
+            ),
             "command" => assert!(run.stderr.contains("command mode"), "{}", run.stderr),
             _ => {}
         }
@@ -153,6 +167,13 @@ fn the_same_plugin_as_component_command_and_process_writes_the_same_output() {
     assert_eq!(
         component,
         rows(&sb.path().join("process/out/_airbyte_raw_users.jsonl"))
+    );
+    assert_eq!(
+        component,
+        rows(
+            &sb.path()
+                .join("component-0.1.0/out/_airbyte_raw_users.jsonl")
+        )
     );
 }
 
@@ -382,5 +403,64 @@ fn a_100_mib_record_passes_the_component_the_process_and_the_container() {
             result["bytes_sent"].as_u64().unwrap_or(0) > 100 * 1024 * 1024,
             "{executor:?}: {result}"
         );
+    }
+}
+
+/// A 0.2.0 plugin frames its own output; a table that does not describe it is
+/// refused, by name, before the host reads a byte of it, and nothing it did not
+/// frame is confirmed. Written without the SDK, the fixture is also the proof
+/// that 0.2.0 can be implemented from the WIT alone.
+#[test]
+fn a_plugin_returning_a_malformed_framing_table_is_refused_by_name() {
+    let sb = Sandbox::new();
+    let wasm = wasm_artifact("test_bad_frames.wasm");
+    let cat = catalog(&[("users", None)]);
+    let input = faker_like_input();
+    let write = |mode: &str| {
+        let config = json!({ "frames": mode }).to_string();
+        sb.run(
+            &[
+                "-v",
+                "write",
+                "destination-bad-frames",
+                "--config",
+                &config,
+                "--catalog",
+                &cat,
+                "--wasm",
+                wasm.to_str().unwrap(),
+                "--json",
+                "--no-state",
+            ],
+            Some(&input),
+        )
+    };
+    let ok = write("ok");
+    ok.expect_code(0);
+    assert!(
+        ok.stderr.contains("airlock:destination@0.2 plugin"),
+        "{}",
+        ok.stderr
+    );
+    assert_eq!(ok.json()["records_confirmed"], 500, "{}", ok.stdout);
+    for (mode, says) in [
+        ("out_of_bounds", "past the end of the"),
+        ("wrong_kind", "it says LOG but the line is STATE"),
+        ("missing", "0 frames for 1 non-blank output lines"),
+    ] {
+        let run = write(mode);
+        run.expect_code(1);
+        for expected in [
+            "destination-bad-frames",
+            "returned a malformed framing table from write",
+            says,
+        ] {
+            assert!(
+                run.stderr.contains(expected),
+                "{mode}: {expected}\n{}",
+                run.stderr
+            );
+        }
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
 }

@@ -361,6 +361,8 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
                 "-p",
                 "test-wrong-world",
                 "-p",
+                "test-bad-frames",
+                "-p",
                 "destination-dev-null",
                 "-p",
                 "destination-local-json",
@@ -380,6 +382,45 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
             status.success(),
             "building the wasm test fixtures failed (is the wasm32-wasip2 target installed?)"
         );
+    });
+    let path = target.join("wasm32-wasip2/fixture").join(file);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// A destination built as an `airlock:destination@0.1.0` component: the same
+/// crate, with the SDK's `abi-v0-1` feature (`destination_dev_null.wasm`,
+/// `destination_local_json.wasm`), built once per test run into its own folder
+/// (the feature must not reach the other builds).
+pub fn wasm_artifact_v0_1(file: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let target = root().join("target/test-plugins-v0-1");
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root())
+            .args([
+                "build",
+                "--profile",
+                "fixture",
+                "--target",
+                "wasm32-wasip2",
+                "--lib",
+                "-p",
+                "destination-dev-null",
+                "-p",
+                "destination-local-json",
+                "--features",
+                "airlock-plugin-sdk/abi-v0-1",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("run cargo build for the 0.1.0 wasm fixtures");
+        assert!(status.success(), "building the 0.1.0 wasm fixtures failed");
     });
     let path = target.join("wasm32-wasip2/fixture").join(file);
     assert!(path.is_file(), "{} was not built", path.display());

@@ -39,6 +39,12 @@ pub struct BenchArgs {
     /// Print the table as JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// A folder with `airlock:destination@0.1.0` builds of dev-null and
+    /// local-json (`destination_dev_null.wasm`, `destination_local_json.wasm`), for
+    /// the 0.1.0 rows. Default: `target/plugins-v0-1/wasm32-wasip2/plugin` beside
+    /// the binary's `target/`; the rows are skipped when it has none.
+    #[arg(long, value_name = "DIR")]
+    pub wasm_v0_1: Option<PathBuf>,
     /// Measure syncs instead: the built-in source-faker into the WASM dev-null and
     /// local-json, with the read cache on and off.
     #[arg(long)]
@@ -211,6 +217,15 @@ pub async fn through_executor(
         bytes: result.bytes_sent,
         secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// `target/plugins-v0-1/wasm32-wasip2/plugin` of the `target/` the binary runs from.
+fn default_v0_1_dir() -> PathBuf {
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("target"));
+    target.join("plugins-v0-1/wasm32-wasip2/plugin")
 }
 
 fn native_plugin(name: &str) -> Option<PathBuf> {
@@ -480,6 +495,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         WasmExecutor::new(name, WasmSource::Builtin(bytes), policy.clone())
     };
     let batch = args.batch_bytes;
+    let v0_1_dir = args.wasm_v0_1.clone().unwrap_or_else(default_v0_1_dir);
 
     let mut rows = vec![parse_only(&input).await?];
     rows.push(in_process(
@@ -500,7 +516,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     rows.push(
         through_executor(
-            "dev-null, WASM component",
+            "dev-null, WASM component (0.2.0, framed)",
             &wasm("destination-dev-null"),
             silent.clone(),
             &input,
@@ -508,6 +524,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?,
     );
+    let v0_1 = |name: &str| {
+        let file = v0_1_dir.join(format!("{}.wasm", name.replace('-', "_")));
+        file.is_file()
+            .then(|| WasmExecutor::new(name, WasmSource::File(file), policy.clone()))
+    };
+    if let Some(executor) = v0_1("destination-dev-null") {
+        rows.push(
+            through_executor(
+                "dev-null, WASM component (0.1.0)",
+                &executor,
+                silent.clone(),
+                &input,
+                batch,
+            )
+            .await?,
+        );
+    }
     rows.push(in_process(
         "local-json, in-process (no executor)",
         &destination_local_json::LocalJson,
@@ -526,7 +559,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     rows.push(
         through_executor(
-            "local-json, WASM component",
+            "local-json, WASM component (0.2.0, framed)",
             &wasm("destination-local-json"),
             json!({"destination_path": "/local/wasm"}),
             &input,
@@ -534,6 +567,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?,
     );
+    if let Some(executor) = v0_1("destination-local-json") {
+        rows.push(
+            through_executor(
+                "local-json, WASM component (0.1.0)",
+                &executor,
+                json!({"destination_path": "/local/wasm-v0-1"}),
+                &input,
+                batch,
+            )
+            .await?,
+        );
+    } else {
+        eprintln!(
+            "bench: 0.1.0 rows skipped: no builds in {} (cargo build --profile plugin --target \
+             wasm32-wasip2 --lib -p destination-dev-null -p destination-local-json --features \
+             airlock-plugin-sdk/abi-v0-1 --target-dir target/plugins-v0-1)",
+            v0_1_dir.display()
+        );
+    }
     match docker_local_json(policy.clone()).await {
         Ok(docker) => rows.push(
             through_executor(

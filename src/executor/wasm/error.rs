@@ -36,7 +36,7 @@ pub enum WasmError {
     /// The component implements a world airlock does not run.
     #[error(
         "the component implements another world or an incompatible version; \
-         it exports [{}], but airlock runs `airlock:destination/destination@0.1.x` plugins \
+         it exports [{}], but airlock runs `airlock:destination/destination@0.2.x` and `@0.1.x` plugins \
          and `wasi:cli/run@0.2.x` commands{}",
         exports.join(", "), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
     )]

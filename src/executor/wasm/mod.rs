@@ -798,8 +798,15 @@ impl Executor for WasmExecutor {
             )),
         };
         let watch = guard_for_refusals.clone();
-        let task = tokio::spawn(async move {
-            tokio::select! {
+        // The guest runs on a thread of its own, not on a runtime worker: woken by
+        // each batch the feed sends, a task would land in that worker's LIFO slot,
+        // which no other worker may steal, and the feed and the guest would take
+        // turns on one core instead of running side by side. The runtime's timers,
+        // I/O and spawned tasks are still the caller's (`Handle::block_on`).
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                tokio::select! {
                 result = work => result.map_err(|error| watch.refused_or(error)),
                 _ = abort_rx => Err(ExecutorError::new(
                     connector,
@@ -810,7 +817,8 @@ impl Executor for WasmExecutor {
                         log_tail: Default::default(),
                     },
                 )),
-            }
+                }
+            })
         });
         Ok(Session::from_task(
             &self.connector,
