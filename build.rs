@@ -22,6 +22,7 @@ const BUILTINS: [(&str, &str); 5] = [
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    docker_init(&root);
     for path in [
         "crates/airbyte-protocol",
         "plugins/sdk",
@@ -109,4 +110,80 @@ fn build_plugins(root: &Path) -> PathBuf {
         );
     }
     target_dir.join("wasm32-wasip2").join("plugin")
+}
+
+/// Builds `crates/airlock-init` as a static binary for the host and embeds it
+/// (`docker_init.rs`: `DOCKER_INIT`, empty without the `docker` feature). The
+/// Docker backend bind-mounts it into containers, whose images may hold nothing
+/// else (FROM scratch), so it must link statically. `AIRLOCK_DOCKER_INIT` names a
+/// prebuilt one instead.
+fn docker_init(root: &Path) {
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("crates/airlock-init").display()
+    );
+    println!("cargo:rerun-if-env-changed=AIRLOCK_DOCKER_INIT");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("docker_init.rs");
+    if std::env::var_os("CARGO_FEATURE_DOCKER").is_none() {
+        std::fs::write(out, "pub static DOCKER_INIT: &[u8] = &[];\n")
+            .expect("write docker_init.rs");
+        return;
+    }
+    let binary = match std::env::var_os("AIRLOCK_DOCKER_INIT") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let host = std::env::var("TARGET").expect("TARGET");
+            let target_dir = root.join("target").join("init");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut command = Command::new(cargo);
+            command
+                .current_dir(root)
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "airlock-init",
+                    "--target",
+                    &host,
+                ])
+                .args([
+                    "--config",
+                    "profile.release.strip=true",
+                    "--config",
+                    "profile.release.debug=false",
+                ])
+                .arg("--target-dir")
+                .arg(&target_dir);
+            for var in [
+                "CARGO_ENCODED_RUSTFLAGS",
+                "CARGO_BUILD_TARGET",
+                "CARGO_TARGET_DIR",
+                "RUSTC_WORKSPACE_WRAPPER",
+            ] {
+                command.env_remove(var);
+            }
+            // --target keeps the static flag off build scripts.
+            command.env("RUSTFLAGS", "-C target-feature=+crt-static");
+            let status = command
+                .status()
+                .expect("running cargo to build airlock-init");
+            if !status.success() {
+                panic!(
+                    "building airlock-init (the Docker backend's static init) failed (see above)"
+                );
+            }
+            target_dir.join(&host).join("release").join("airlock-init")
+        }
+    };
+    if !binary.is_file() {
+        panic!("airlock-init is missing at {}", binary.display());
+    }
+    std::fs::write(
+        out,
+        format!(
+            "/// airlock-init, static: bind-mounted into containers.\npub static DOCKER_INIT: &[u8] = include_bytes!({:?});\n",
+            binary.display().to_string()
+        ),
+    )
+    .expect("write docker_init.rs");
 }

@@ -68,6 +68,9 @@ pub enum Remedy {
     },
     /// Start the Docker engine, or point `DOCKER_HOST` at one.
     StartDocker,
+    /// Run the container's stdio over the engine's attach stream instead of
+    /// airlock's init and socket.
+    DockerAttach,
     /// Say where the connector is: a component file, an executable or a Docker
     /// image; or put it where name resolution looks.
     LocateConnector,
@@ -148,6 +151,10 @@ impl fmt::Display for Remedy {
             ),
             Self::StartDocker => f.write_str(
                 "start the engine, or point DOCKER_HOST at yours (e.g. unix:///var/run/docker.sock)",
+            ),
+            Self::DockerAttach => f.write_str(
+                "run the connector over the engine's attach stream instead \
+                 (DockerOptions::stdio = DockerStdio::Attach)",
             ),
             Self::LocateConnector => f.write_str(
                 "name the connector's component file, executable or Docker image, put NAME.wasm \

@@ -28,7 +28,7 @@ fn input(n: usize) -> Vec<u8> {
 }
 
 #[test]
-fn docker_wasm_and_process_write_the_same_output_and_states() {
+fn docker_over_pipes_and_attach_wasm_and_process_write_the_same_output_and_states() {
     needs_docker!();
     let sb = Sandbox::new();
     let cat = catalog(&[("users", None)]);
@@ -42,6 +42,14 @@ fn docker_wasm_and_process_write_the_same_output_and_states() {
                 "airlock/destination-local-json:test".to_owned(),
             ],
         ),
+        (
+            "docker-attach",
+            vec![
+                "--docker-image".to_owned(),
+                "airlock/destination-local-json:test".to_owned(),
+                "--docker-attach".to_owned(),
+            ],
+        ),
         ("wasm", vec![]),
         (
             "process",
@@ -53,6 +61,7 @@ fn docker_wasm_and_process_write_the_same_output_and_states() {
     ] {
         let root = sb.path().join(label);
         let mut args = vec![
+            "-v",
             "write",
             "destination-local-json",
             "--config",
@@ -67,6 +76,16 @@ fn docker_wasm_and_process_write_the_same_output_and_states() {
         args.extend(flags.iter().map(String::as_str));
         let run = sb.run(&args, Some(&data));
         run.expect_code(0);
+        // `-v` says which path a container's stdio took: by default records
+        // cross a Unix socket through airlock-init, not the engine.
+        let path = match label {
+            "docker" => Some("docker stdio: pipes"),
+            "docker-attach" => Some("docker stdio: the engine's attach stream"),
+            _ => None,
+        };
+        if let Some(path) = path {
+            assert!(run.stderr.contains(path), "{label}: {}", run.stderr);
+        }
         let result = run.json();
         let rows: Vec<serde_json::Value> =
             std::fs::read_to_string(root.join("out/_airbyte_raw_users.jsonl"))
@@ -451,4 +470,122 @@ fn containers_of_a_killed_host_are_collected() {
     run.expect_code(0);
     assert!(run.stdout.contains("removed"), "{}", run.stdout);
     assert_eq!(airlock_containers(), 0);
+}
+
+/// An image whose entrypoint airlock-init cannot start: the run fails with a
+/// named error (not a bare exit code), the fix is the attach stream, and the
+/// container is removed.
+#[test]
+fn an_init_that_cannot_start_the_entrypoint_is_a_named_error() {
+    needs_docker!();
+    let sb = Sandbox::new();
+    let image = "airlock/test-missing-entrypoint:test";
+    let context = sb.path().join("image");
+    std::fs::create_dir_all(&context).expect("context");
+    std::fs::copy(
+        plugin_bin("destination-dev-null"),
+        context.join("destination-dev-null"),
+    )
+    .expect("copy the binary");
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY destination-dev-null /airbyte/destination-dev-null\n\
+         ENV AIRBYTE_ENTRYPOINT=/airbyte/missing\n",
+    )
+    .expect("Dockerfile");
+    let built = std::process::Command::new("docker")
+        .args(["build", "--quiet", "-t", image])
+        .arg(&context)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let run = sb.run(
+        &[
+            "write",
+            "destination-dev-null",
+            "--docker-image",
+            image,
+            "--config",
+            "{}",
+            "--catalog",
+            &catalog(&[("users", None)]),
+            "--no-state",
+        ],
+        Some(&input(10)),
+    );
+    run.expect_code(2);
+    for expected in [
+        &format!("airlock's init in the container of image {image}"),
+        "cannot start the image's entrypoint \"/airbyte/missing\"",
+        "--docker-attach",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+    assert_eq!(airlock_containers(), 0, "the container was removed");
+}
+
+/// The container (its init with it) is killed in the middle of a write: the run
+/// stops with a named error, the container is removed, and the states confirmed
+/// before it are kept.
+#[test]
+fn pipes_cut_mid_write_are_a_named_error_and_confirmed_states_are_kept() {
+    needs_docker!();
+    let sb = Sandbox::new();
+    let throttled =
+        r#"{"test_destination":{"test_destination_type":"THROTTLED","millis_per_record":20}}"#;
+    let input_file = sb.file("in.jsonl", input(2000));
+    let db = sb.state_db();
+    let mut cmd = sb.airlock();
+    cmd.args([
+        "write",
+        "destination-dev-null",
+        "--docker-image",
+        "airlock/destination-dev-null:test",
+        "--config",
+        throttled,
+        "--catalog",
+        &catalog(&[("users", None)]),
+        "--state-db",
+        db.to_str().unwrap(),
+        "--input",
+        input_file.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let started = std::time::Instant::now();
+    while airlock_containers() == 0 && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // At 20 ms a record and a state every 10, states are confirmed within a second;
+    // 2000 records take 40 s, so the write is still running.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let ids = std::process::Command::new("docker")
+        .args(["ps", "-q", "--filter", "label=airlock.managed=true"])
+        .output()
+        .expect("docker ps");
+    let ids = String::from_utf8_lossy(&ids.stdout).to_string();
+    assert!(!ids.trim().is_empty(), "the write's container runs");
+    for id in ids.split_whitespace() {
+        let killed = std::process::Command::new("docker")
+            .args(["kill", id])
+            .output()
+            .expect("docker kill");
+        assert!(killed.status.success());
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("died before the connector ended"),
+        "{stderr}"
+    );
+    let kept = stored_states(&db);
+    assert!(!kept.is_empty(), "the confirmed states are kept");
+    assert_eq!(airlock_containers(), 0, "the container was removed");
 }

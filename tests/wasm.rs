@@ -446,7 +446,7 @@ fn a_plugin_returning_a_malformed_framing_table_is_refused_by_name() {
     for (mode, says) in [
         ("out_of_bounds", "past the end of the"),
         ("wrong_kind", "it says LOG but the line is STATE"),
-        ("missing", "0 frames for 1 non-blank output lines"),
+        ("missing", "0 frames for 5 non-blank output lines"),
     ] {
         let run = write(mode);
         run.expect_code(1);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use airlock::executor::docker::DockerOptions;
+use airlock::executor::docker::{DockerOptions, DockerStdio};
 use airlock::executor::sandbox::{
     MAX_CAP_MIB, MAX_MEMORY_LIMIT_MIB, MAX_TIMEOUT_SECS, PolicyFile, SandboxPolicy, check_limit,
 };
@@ -117,6 +117,11 @@ pub struct ExecutorFlags {
     /// Docker: CPU limit, in CPUs.
     #[arg(long, value_name = "N")]
     pub cpus: Option<f64>,
+    /// Docker: send records over the engine's attach stream rather than over a
+    /// Unix socket through airlock's init in the container (the default on a
+    /// local engine).
+    #[arg(long)]
+    pub docker_attach: bool,
     /// The connector version wanted.
     #[arg(long = "version", value_name = "V")]
     pub connector_version: Option<String>,
@@ -173,6 +178,11 @@ impl ExecutorFlags {
             install_if_missing: self.install,
             docker: DockerOptions {
                 cpus: self.cpus,
+                stdio: if self.docker_attach {
+                    DockerStdio::Attach
+                } else {
+                    DockerStdio::Auto
+                },
                 ..DockerOptions::default()
             },
             version: self.connector_version.clone(),

@@ -59,6 +59,9 @@ pub(crate) fn flag_hint(remedy: &Remedy) -> String {
             "start the engine, or point DOCKER_HOST at yours (e.g. unix:///var/run/docker.sock)"
                 .into()
         }
+        Remedy::DockerAttach => {
+            "pass --docker-attach to use the engine's attach stream instead".into()
+        }
         Remedy::LocateConnector => {
             "pass --wasm PATH, --local-executable PATH or --docker-image IMAGE, put NAME.wasm in \
              the plugins folder, or put the connector's executable on PATH"

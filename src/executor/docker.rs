@@ -3,8 +3,10 @@
 //!
 //! Owns choosing the image reference, pulling and removing images, and running one
 //! container per command: the image's own entrypoint, config and catalog read-only
-//! under `/data/job`, the local root at `/local`, an init process, stdio attached
-//! and pumped concurrently, and the [`SandboxPolicy`] mapped onto the container
+//! under `/data/job`, the local root at `/local`, an init process, stdin and stdout
+//! over a Unix socket through airlock-init ([`DockerStdio::Auto`], on a local engine)
+//! or the engine's attach stream, pumped concurrently, and the [`SandboxPolicy`]
+//! mapped onto the container
 //! (network `none` unless granted, memory and CPU limits, only the granted
 //! environment, no privileges, all capabilities dropped). Every container carries
 //! the label `airlock.managed=true` and is removed when its run ends — on success,
@@ -67,6 +69,19 @@ pub enum DockerError {
         reason: String,
     },
 
+    /// airlock's init in the container failed, or died before the connector
+    /// ended: the connector's stdio (a Unix socket) is gone.
+    #[error(
+        "airlock's init in the container of image {image} {reason}\nfix: {}",
+        Remedy::DockerAttach
+    )]
+    Init {
+        /// The image.
+        image: String,
+        /// What happened.
+        reason: String,
+    },
+
     /// The Docker engine refused or failed a request.
     #[error("Docker {action} failed for image {image}: {reason}")]
     Api {
@@ -87,6 +102,7 @@ impl DockerError {
             Self::ImageMissing { image, .. } => Some(Remedy::ProvideImage {
                 image: image.clone(),
             }),
+            Self::Init { .. } => Some(Remedy::DockerAttach),
             Self::Api { .. } => None,
         }
     }
@@ -135,6 +151,109 @@ pub struct DockerOptions {
     pub install_if_missing: bool,
     /// CPU limit, in CPUs (e.g. 1.5). Default: no limit.
     pub cpus: Option<f64>,
+    /// How the connector's stdin and stdout reach airlock.
+    pub stdio: DockerStdio,
+}
+
+/// How a container's stdin and stdout reach airlock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DockerStdio {
+    /// Pipes when they can work: airlock's static init, bind-mounted into the
+    /// container as its entrypoint, starts the image's entrypoint with stdin and
+    /// stdout on a Unix socket in a bind-mounted folder, so records never cross
+    /// the engine. Needs a local engine (a `unix://` endpoint) and an image whose
+    /// entrypoint is known (its `Entrypoint`, else its `AIRBYTE_ENTRYPOINT`).
+    /// Otherwise, the attach stream.
+    #[default]
+    Auto,
+    /// The engine's attach stream (a hijacked HTTP connection the daemon copies
+    /// into the container's stdio).
+    Attach,
+}
+
+/// Where airlock's init and its socket folder appear in a container.
+const INIT_PATH: &str = "/.airlock-init";
+const IO_DIR: &str = "/.airlock";
+
+mod init {
+    include!(concat!(env!("OUT_DIR"), "/docker_init.rs"));
+}
+
+/// airlock-init, written once per binary to the temp folder (it is bind-mounted,
+/// so it must be a file on the engine's machine).
+fn init_binary() -> Result<std::path::PathBuf, String> {
+    static PATH: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        use std::os::unix::fs::PermissionsExt;
+        if init::DOCKER_INIT.is_empty() {
+            return Err("this airlock was built without its init".into());
+        }
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(init::DOCKER_INIT);
+        let path = std::env::temp_dir().join(format!("airlock-init-{hash:016x}"));
+        if path.is_file() {
+            return Ok(path);
+        }
+        let staged = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&staged, init::DOCKER_INIT)
+            .and_then(|()| {
+                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
+            })
+            .and_then(|()| std::fs::rename(&staged, &path))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(path)
+    })
+    .clone()
+}
+
+/// The command that starts the image as it would start by itself: its
+/// `Entrypoint`, else the Airbyte convention `AIRBYTE_ENTRYPOINT` (split on
+/// whitespace), else none (then only the attach stream can run it).
+fn image_entrypoint(config: Option<&bollard::models::ImageConfig>) -> Option<Vec<String>> {
+    let config = config?;
+    if let Some(entrypoint) = config.entrypoint.as_ref().filter(|e| !e.is_empty()) {
+        return Some(entrypoint.clone());
+    }
+    config
+        .env
+        .iter()
+        .flatten()
+        .find_map(|e| e.strip_prefix("AIRBYTE_ENTRYPOINT="))
+        .map(|e| e.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|e| !e.is_empty())
+}
+
+/// The pipes path of one run: the folder bound at `/.airlock`, holding the socket
+/// airlock listens on and the status file airlock-init leaves.
+struct Pipes {
+    dir: tempfile::TempDir,
+    listener: tokio::net::UnixListener,
+    entrypoint: Vec<String>,
+    init: std::path::PathBuf,
+}
+
+impl Pipes {
+    fn open(entrypoint: Vec<String>, init: std::path::PathBuf) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("airlock-io-").tempdir()?;
+        // The image's user (maybe not root) connects and writes its status here;
+        // the folder stays unlistable.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o733))?;
+        let socket = dir.path().join("io.sock");
+        let listener = tokio::net::UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777))?;
+        Ok(Self {
+            dir,
+            listener,
+            entrypoint,
+            init,
+        })
+    }
+
+    /// What airlock-init left: `exit N`, `error: …`, or nothing (it died).
+    fn status(dir: &std::path::Path) -> Option<String> {
+        std::fs::read_to_string(dir.join("status")).ok()
+    }
 }
 
 /// Runs a connector's Docker image.
@@ -479,6 +598,7 @@ impl Executor for DockerExecutor {
             move |source: std::io::Error| ExecutorError::io(connector, context, source)
         };
         let job = JobFolder::write(&invocation).map_err(io_error("writing the job folder"))?;
+        let entrypoint = image_entrypoint(image.config.as_ref());
         let image_user = image.config.and_then(|c| c.user).unwrap_or_default();
         if !image_user.is_empty() && image_user != "root" && image_user != "0" {
             // The image runs as another user: let it read the files (the folder
@@ -486,7 +606,7 @@ impl Executor for DockerExecutor {
             job.share_with_other_users()
                 .map_err(io_error("opening the job folder to the image's user"))?;
         }
-        let args: Vec<String> = job
+        let mut args: Vec<String> = job
             .args(std::path::Path::new(JOB_DIR))
             .into_iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -499,7 +619,21 @@ impl Executor for DockerExecutor {
                 .map_err(io_error("resolving the local root"))?;
             binds.push(format!("{}:/local", root.display()));
         }
+        let pipes = self
+            .pipes(entrypoint)
+            .map_err(io_error("opening the socket for the container's stdio"))?;
+        let mut entrypoint_override = None;
+        if let Some(pipes) = &pipes {
+            binds.push(format!("{}:{INIT_PATH}:ro", pipes.init.display()));
+            binds.push(format!("{}:{IO_DIR}", pipes.dir.path().display()));
+            entrypoint_override = Some(vec![INIT_PATH.to_owned()]);
+            let mut command = vec![IO_DIR.to_owned(), "--".to_owned()];
+            command.extend(pipes.entrypoint.iter().cloned());
+            command.append(&mut args);
+            args = command;
+        }
         let takes_input = matches!(invocation, Invocation::Write { .. });
+        let attach_stdin = takes_input && pipes.is_none();
         let limit = self.policy.memory_limit() as i64;
         let network_mode = self.network_mode(&invocation).await?;
         let host_config = HostConfig {
@@ -521,6 +655,7 @@ impl Executor for DockerExecutor {
         ]);
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
+            entrypoint: entrypoint_override,
             cmd: Some(args),
             env: Some(
                 self.policy
@@ -529,11 +664,11 @@ impl Executor for DockerExecutor {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect(),
             ),
-            attach_stdin: Some(takes_input),
+            attach_stdin: Some(attach_stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            open_stdin: Some(takes_input),
-            stdin_once: Some(takes_input),
+            open_stdin: Some(attach_stdin),
+            stdin_once: Some(attach_stdin),
             tty: Some(false),
             labels: Some(labels),
             host_config: Some(host_config),
@@ -569,7 +704,7 @@ impl Executor for DockerExecutor {
         };
         let attach = AttachContainerOptions {
             stream: true,
-            stdin: takes_input,
+            stdin: attach_stdin,
             stdout: true,
             stderr: true,
             ..Default::default()
@@ -585,27 +720,41 @@ impl Executor for DockerExecutor {
             remove(docker.clone(), id).await;
             return Err(self.docker_error("start container")(e));
         }
+        match &pipes {
+            Some(_) => tracing::info!(
+                connector = %self.connector,
+                "docker stdio: pipes (a Unix socket through airlock-init; records bypass the engine)"
+            ),
+            None => {
+                tracing::info!(connector = %self.connector, "docker stdio: the engine's attach stream")
+            }
+        }
 
         let diagnostics = Diagnostics::new(&self.connector, secrets.clone());
         let (output_tx, output_rx) = mpsc::channel(OUTPUT_QUEUE);
         let (stdout_in, stdout_out) = tokio::io::duplex(PIPE_BYTES);
         let (stderr_in, stderr_out) = tokio::io::duplex(PIPE_BYTES);
-        let stdout_pump = tokio::spawn(pump_stdout(
-            stdout_out,
+        let stderr_pump = tokio::spawn(pump_stderr(
+            stderr_out,
             output_tx.clone(),
             diagnostics.clone(),
-            DEFAULT_MAX_LINE_BYTES,
         ));
-        let stderr_pump = tokio::spawn(pump_stderr(stderr_out, output_tx, diagnostics.clone()));
         let mut output = attached.output;
+        // With pipes, what the container itself prints on stdout (airlock-init's
+        // own words) is a log, not protocol.
+        let stdout_is_log = pipes.is_some();
         let demux = tokio::spawn(async move {
             let (mut stdout, mut stderr) = (stdout_in, stderr_in);
             while let Some(Ok(chunk)) = output.next().await {
                 let written = match chunk {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    LogOutput::StdOut { message } | LogOutput::Console { message }
+                        if !stdout_is_log =>
+                    {
                         stdout.write_all(&message).await
                     }
-                    LogOutput::StdErr { message } => stderr.write_all(&message).await,
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdErr { message } => stderr.write_all(&message).await,
                     LogOutput::StdIn { .. } => Ok(()),
                 };
                 if written.is_err() {
@@ -613,16 +762,68 @@ impl Executor for DockerExecutor {
                 }
             }
         });
-        let (input_tx, feeder) = if takes_input {
+        let (input_tx, input_rx) = if takes_input {
             let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-            (Some(tx), Some(tokio::spawn(feed_stdin(attached.input, rx))))
+            (Some(tx), Some(rx))
         } else {
-            drop(attached.input);
             (None, None)
+        };
+        let (ended_tx, ended_rx) = oneshot::channel::<()>();
+        let pump_diagnostics = diagnostics.clone();
+        let (io, io_dir) = match pipes {
+            None => {
+                let attached_input = attached.input;
+                let io = tokio::spawn(async move {
+                    let fed = async move {
+                        match input_rx {
+                            Some(rx) => feed_stdin(attached_input, rx).await,
+                            None => {
+                                drop(attached_input);
+                                FeedOutcome::Completed
+                            }
+                        }
+                    };
+                    let pump = pump_stdout(
+                        stdout_out,
+                        output_tx,
+                        pump_diagnostics,
+                        DEFAULT_MAX_LINE_BYTES,
+                    );
+                    let (framing, fed) = tokio::join!(pump, fed);
+                    Some((framing, fed))
+                });
+                (io, None)
+            }
+            Some(Pipes { dir, listener, .. }) => {
+                drop(attached.input);
+                drop(stdout_out);
+                let io = tokio::spawn(async move {
+                    let stream = tokio::select! {
+                        accepted = listener.accept() => accepted.ok()?.0,
+                        _ = ended_rx => return None,
+                    };
+                    let (reader, mut writer) = stream.into_split();
+                    let fed = async move {
+                        match input_rx {
+                            Some(rx) => feed_stdin(writer, rx).await,
+                            None => {
+                                let _ = writer.shutdown().await;
+                                FeedOutcome::Completed
+                            }
+                        }
+                    };
+                    let pump =
+                        pump_stdout(reader, output_tx, pump_diagnostics, DEFAULT_MAX_LINE_BYTES);
+                    let (framing, fed) = tokio::join!(pump, fed);
+                    Some((framing, fed))
+                });
+                (io, Some(dir))
+            }
         };
 
         let (abort_tx, abort_rx) = oneshot::channel::<()>();
         let connector = self.connector.clone();
+        let image = self.image.clone();
         let deadline = self.policy.deadline_value();
         let memory_limit = self.policy.memory_limit();
         let waiter = tokio::spawn(async move {
@@ -637,6 +838,7 @@ impl Executor for DockerExecutor {
                 _ = abort_rx => None,
                 _ = tokio::time::sleep(deadline) => None,
             };
+            let _ = ended_tx.send(());
             if code.is_none() {
                 let _ = docker
                     .kill_container(
@@ -656,18 +858,11 @@ impl Executor for DockerExecutor {
                 .unwrap_or(false);
             let grace = Duration::from_secs(5);
             let _ = tokio::time::timeout(grace, demux).await;
-            let framing = match tokio::time::timeout(grace, stdout_pump).await {
-                Ok(joined) => joined_or_internal(&connector, "read stdout", joined)?,
-                Err(_) => Ok(()),
+            let io = match tokio::time::timeout(grace, io).await {
+                Ok(joined) => joined_or_internal(&connector, "connector stdio", joined)?,
+                Err(_) => Some((Ok(()), FeedOutcome::Completed)),
             };
             let _ = tokio::time::timeout(grace, stderr_pump).await;
-            let fed = match feeder {
-                Some(handle) => match tokio::time::timeout(grace, handle).await {
-                    Ok(joined) => joined_or_internal(&connector, "feed stdin", joined)?,
-                    Err(_) => FeedOutcome::Completed,
-                },
-                None => FeedOutcome::Completed,
-            };
             remove(docker, id).await;
             if oom {
                 return Err(ExecutorError::new(
@@ -682,6 +877,30 @@ impl Executor for DockerExecutor {
                     },
                 ));
             }
+            // With pipes, the init says how the connector ended; without its word
+            // the socket broke under the connector.
+            if let (Some(dir), Some(code)) = (&io_dir, code) {
+                let status = Pipes::status(dir.path());
+                let failed = match status.as_deref() {
+                    Some(s) if s.starts_with("exit ") => None,
+                    Some(s) => Some(s.strip_prefix("error: ").unwrap_or(s).to_owned()),
+                    None => Some(format!(
+                        "died before the connector ended (the container exited with code {code}): \
+                         the connector's stdio was cut"
+                    )),
+                };
+                if let Some(reason) = failed {
+                    let reason = match io {
+                        None => format!("could not connect the connector's stdio: {reason}"),
+                        Some(_) => reason,
+                    };
+                    return Err(ExecutorError::new(
+                        &connector,
+                        DockerError::Init { image, reason },
+                    ));
+                }
+            }
+            let (framing, fed) = io.unwrap_or((Ok(()), FeedOutcome::Completed));
             let ended = match code {
                 Some(code) => Ended::Code(code as i32),
                 None => Ended::Signal(9),
@@ -696,6 +915,37 @@ impl Executor for DockerExecutor {
             waiter,
             abort_tx,
         ))
+    }
+}
+
+impl DockerExecutor {
+    /// The pipes path for this run, when it can work; `None` for the attach
+    /// stream (and why, in the debug log).
+    fn pipes(&self, entrypoint: Option<Vec<String>>) -> std::io::Result<Option<Pipes>> {
+        let why_not = if self.options.stdio == DockerStdio::Attach {
+            Some("the attach stream was asked for".to_owned())
+        } else if !endpoint().starts_with("unix://") {
+            Some(format!(
+                "the engine at {} is not local, so it cannot bind a socket of this machine",
+                endpoint()
+            ))
+        } else if entrypoint.is_none() {
+            Some("the image has no Entrypoint or AIRBYTE_ENTRYPOINT to start".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = why_not {
+            tracing::debug!(connector = %self.connector, "docker stdio: attach stream: {why}");
+            return Ok(None);
+        }
+        let init = match init_binary() {
+            Ok(init) => init,
+            Err(why) => {
+                tracing::debug!(connector = %self.connector, "docker stdio: attach stream: {why}");
+                return Ok(None);
+            }
+        };
+        Pipes::open(entrypoint.unwrap_or_default(), init).map(Some)
     }
 }
 

@@ -452,7 +452,8 @@ impl ExecutorError {
             | ExecutorErrorKind::Docker(
                 DockerError::Unreachable { reason, .. }
                 | DockerError::ImageMissing { reason, .. }
-                | DockerError::Api { reason, .. },
+                | DockerError::Api { reason, .. }
+                | DockerError::Init { reason, .. },
             )
             | ExecutorErrorKind::Grant(GrantError { reason, .. }) => {
                 secrets.mask_in_place(reason);

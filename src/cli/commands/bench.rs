@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
-use airlock::executor::docker::{DockerExecutor, DockerOptions};
+use airlock::executor::docker::{DockerExecutor, DockerOptions, DockerStdio};
 use airlock::executor::process::ProcessExecutor;
 use airlock::executor::sandbox::SandboxPolicy;
 use airlock::executor::wasm::{WasmExecutor, WasmSource};
@@ -259,8 +259,12 @@ pub fn spec_latency_ms(runs: usize) -> anyhow::Result<f64> {
     Ok(times[times.len() / 2])
 }
 
-/// The local-json image built by scripts/package-docker.sh, if an engine has it.
-async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, String> {
+/// The local-json image built by scripts/package-docker.sh, if an engine has it,
+/// with its stdio over `stdio`.
+async fn docker_local_json(
+    policy: SandboxPolicy,
+    stdio: DockerStdio,
+) -> Result<DockerExecutor, String> {
     let image = "airlock/destination-local-json:dev";
     let docker = airlock::executor::docker::connect("bench")
         .await
@@ -273,7 +277,10 @@ async fn docker_local_json(policy: SandboxPolicy) -> Result<DockerExecutor, Stri
         "destination-local-json",
         image,
         policy,
-        DockerOptions::default(),
+        DockerOptions {
+            stdio,
+            ..DockerOptions::default()
+        },
     ))
 }
 
@@ -586,18 +593,34 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             v0_1_dir.display()
         );
     }
-    match docker_local_json(policy.clone()).await {
-        Ok(docker) => rows.push(
-            through_executor(
-                "local-json, Docker image (FROM scratch)",
-                &docker,
-                json!({"destination_path": "/local/docker"}),
-                &input,
-                batch,
-            )
-            .await?,
+    for (case, stdio, dir) in [
+        (
+            "local-json, Docker image, pipes (airlock-init, Unix socket)",
+            DockerStdio::Auto,
+            "/local/docker-pipes",
         ),
-        Err(reason) => eprintln!("bench: Docker case skipped: {reason}"),
+        (
+            "local-json, Docker image, the engine's attach stream",
+            DockerStdio::Attach,
+            "/local/docker-attach",
+        ),
+    ] {
+        match docker_local_json(policy.clone(), stdio).await {
+            Ok(docker) => rows.push(
+                through_executor(
+                    case,
+                    &docker,
+                    json!({ "destination_path": dir }),
+                    &input,
+                    batch,
+                )
+                .await?,
+            ),
+            Err(reason) => {
+                eprintln!("bench: Docker cases skipped: {reason}");
+                break;
+            }
+        }
     }
     print_table(&rows, args.json);
     let latency = spec_latency_ms(10)?;
