@@ -2,8 +2,10 @@
 # bench-pyairbyte.sh — side-by-side write benchmark: PyAirbyte vs airlock (not part of the tests).
 #
 # What it measures: how fast each host moves one replayed stream of N faker `users` records
-# (default 1,000,000) into the same destination, the native `destination-dev-null` (SILENT)
-# built from this workspace. Both tools get byte-identical input, produced once by our Rust
+# (default 1,000,000) into the same destination, twice: the native `destination-dev-null`
+# (SILENT) built from this workspace, which parses every record (its own cost bounds the
+# ratio), and scripts/bench_pyairbyte/destination_state_echo.sh, which drops records
+# unparsed and echoes states (grep), so that the hosts are what is measured. Both tools get byte-identical input, produced once by our Rust
 # `source-faker` (config {"count": N, "seed": 1}).
 #   * PyAirbyte: wall-clock of `destination.write(source, cache=False, state_cache=False)` only,
 #     where `source` is scripts/bench_pyairbyte/source_replay.py (a local executable that
@@ -109,29 +111,40 @@ n_records="$(grep -c '"type":"RECORD"' "$RECORDS_FILE" || true)"
 [ "$n_records" = "$RECORDS" ] || die "replay file has $n_records RECORD lines, expected $RECORDS"
 step "replay file: $(wc -l < "$RECORDS_FILE") lines, $(du -h "$RECORDS_FILE" | cut -f1), $n_records records"
 
-# --- 5. airlock ---------------------------------------------------------------------------------
-step "airlock write ($RECORDS records) ..."
-python3 "$HELPERS/bench.py" --out "$WORK/airlock.json" airlock \
-  --airlock "$AIRLOCK" --dest-exe "$DEVNULL" --dest-config "$DEST_CONFIG" \
-  --catalog "$CATALOG" --records-file "$RECORDS_FILE" --expect "$RECORDS" \
-  || die "airlock run failed (see the reason above)"
+# Two destinations: the native dev-null (SILENT; it parses every record, so its own
+# cost bounds the ratio), and a state-echo destination that drops records without
+# parsing them (grep), so the hosts themselves are what is measured.
+STATE_ECHO="$HELPERS/destination_state_echo.sh"
+[ -x "$STATE_ECHO" ] || chmod +x "$STATE_ECHO" || die "$STATE_ECHO is not executable"
+for dest in "destination-dev-null=$DEVNULL" "state-echo=$STATE_ECHO"; do
+  label="${dest%%=*}"; exe="${dest#*=}"
+  # --- 5. airlock -------------------------------------------------------------------------------
+  step "$label: airlock write ($RECORDS records) ..."
+  python3 "$HELPERS/bench.py" --out "$WORK/airlock-$label.json" airlock \
+    --airlock "$AIRLOCK" --dest-exe "$exe" --dest-config "$DEST_CONFIG" \
+    --catalog "$CATALOG" --records-file "$RECORDS_FILE" --expect "$RECORDS" \
+    || die "$label: airlock run failed (see the reason above)"
 
-# --- 4. PyAirbyte --------------------------------------------------------------------------------
-step "PyAirbyte destination.write ($RECORDS records) ..."
-(cd "$WORK/pyairbyte" && "$PY" "$HELPERS/bench.py" --out "$WORK/pyairbyte.json" pyairbyte \
-  --records-file "$RECORDS_FILE" --discover-file "$DISCOVER" --source-exe "$SOURCE_REPLAY" \
-  --dest-exe "$DEVNULL" --dest-config "$DEST_CONFIG" --stream users --expect "$RECORDS" \
-  >"$WORK/pyairbyte.log" 2>&1) \
-  || { reason="$(grep '^bench:' "$WORK/pyairbyte.log" | tail -n 1 || true)"
-       [ -n "$reason" ] || { tail -n 5 "$WORK/pyairbyte.log" >&2; reason="see the log lines above"; }
-       die "PyAirbyte run failed: $reason"; }
+  # --- 4. PyAirbyte ------------------------------------------------------------------------------
+  step "$label: PyAirbyte destination.write ($RECORDS records) ..."
+  (cd "$WORK/pyairbyte" && "$PY" "$HELPERS/bench.py" --out "$WORK/pyairbyte-$label.json" pyairbyte \
+    --records-file "$RECORDS_FILE" --discover-file "$DISCOVER" --source-exe "$SOURCE_REPLAY" \
+    --dest-exe "$exe" --dest-config "$DEST_CONFIG" --stream users --expect "$RECORDS" \
+    >"$WORK/pyairbyte-$label.log" 2>&1) \
+    || { reason="$(grep '^bench:' "$WORK/pyairbyte-$label.log" | tail -n 1 || true)"
+         [ -n "$reason" ] || { tail -n 5 "$WORK/pyairbyte-$label.log" >&2; reason="see the log lines above"; }
+         die "$label: PyAirbyte run failed: $reason"; }
 
-# --- reference: the destination by itself (bounds the reachable ratio; not a tool) -----------
-python3 "$HELPERS/bench.py" --out "$WORK/dest-alone.json" dest-alone \
-  --dest-exe "$DEVNULL" --dest-config "$DEST_CONFIG" --catalog "$CATALOG" \
-  --records-file "$RECORDS_FILE" || die "destination-alone reference run failed"
+  # --- reference: the destination by itself (bounds the reachable ratio; not a tool) -----------
+  python3 "$HELPERS/bench.py" --out "$WORK/dest-alone-$label.json" dest-alone \
+    --dest-exe "$exe" --dest-config "$DEST_CONFIG" --catalog "$CATALOG" \
+    --records-file "$RECORDS_FILE" || die "$label: destination-alone reference run failed"
+done
 
 # --- 6. report ---------------------------------------------------------------------------------
-echo
-python3 "$HELPERS/bench.py" report "$WORK/pyairbyte.json" "$WORK/airlock.json" "$WORK/dest-alone.json" \
-  || die "report failed"
+for label in destination-dev-null state-echo; do
+  echo
+  python3 "$HELPERS/bench.py" report --label "$label" "$WORK/pyairbyte-$label.json" \
+    "$WORK/airlock-$label.json" "$WORK/dest-alone-$label.json" || die "report failed"
+done
+

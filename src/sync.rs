@@ -758,17 +758,20 @@ impl<'a> SyncJob<'a> {
             pending.clone(),
             self.destination.name().to_owned(),
         );
+        // States confirmed so far; their entries leave `sent` as they are queued,
+        // so memory stays flat however many states a sync sends.
         let mut moved = 0usize;
         let job = self
             .destination
             .write_with_config(destination_config, Box::new(reader), catalog)
             .on_states_confirmed(move |confirmed| {
                 let confirmed = confirmed as usize;
-                let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
-                let upto = confirmed.min(sent.len());
-                if upto > moved {
-                    pending.push(&sent[moved..upto]);
-                    moved = upto;
+                let mut sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+                let take = confirmed.saturating_sub(moved).min(sent.len());
+                if take > 0 {
+                    pending.push(&sent[..take]);
+                    sent.drain(..take);
+                    moved += take;
                 }
             });
         let job = self.prepare(job, key, given);

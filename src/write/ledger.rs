@@ -75,12 +75,17 @@ fn slot(state: &AirbyteStateMessage) -> Slot {
     }
 }
 
+/// Confirmed states remembered to name an echo of one of them "out of order".
+const RECENT_CONFIRMED: usize = 1024;
+
 /// Sent and confirmed states of one write.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
     pending: VecDeque<SentState>,
-    /// Every fingerprint sent, to tell "out of order" from "never sent".
-    sent: HashMap<u64, u64>,
+    /// Fingerprints of the last [`RECENT_CONFIRMED`] confirmed states, to tell an
+    /// echo "out of order" (of a state already confirmed) from "never sent";
+    /// bounded, so a write of many states holds no growing set.
+    recent_confirmed: VecDeque<u64>,
     pub states_sent: u64,
     pub states_confirmed: u64,
     /// Records confirmed per stream: the counts before the last accepted state.
@@ -117,7 +122,6 @@ impl Ledger {
             }
         };
         self.total_at_state = total;
-        *self.sent.entry(sent.fingerprint).or_default() += 1;
         self.states_sent += 1;
         self.pending.push_back(sent);
     }
@@ -134,7 +138,7 @@ impl Ledger {
     ) -> Result<Vec<AirbyteStateMessage>, StateMismatch> {
         let fp = fingerprint_line(line).unwrap_or_else(|| fingerprint(echoed));
         let Some(position) = self.pending.iter().position(|s| s.fingerprint == fp) else {
-            return Err(if self.sent.contains_key(&fp) {
+            return Err(if self.recent_confirmed.contains(&fp) {
                 StateMismatch::OutOfOrder
             } else {
                 StateMismatch::NeverSent
@@ -142,6 +146,12 @@ impl Ledger {
         };
         let covered: Vec<SentState> = self.pending.drain(..=position).collect();
         self.states_confirmed += covered.len() as u64;
+        for state in &covered {
+            if self.recent_confirmed.len() == RECENT_CONFIRMED {
+                self.recent_confirmed.pop_front();
+            }
+            self.recent_confirmed.push_back(state.fingerprint);
+        }
         self.reconcile(echoed, &covered);
         let mut states = Vec::with_capacity(covered.len());
         for (i, sent) in covered.into_iter().enumerate() {
@@ -358,6 +368,23 @@ mod tests {
         );
         assert!(accept(&mut ledger, &state(3)).is_ok());
         assert_eq!(ledger.final_states().len(), 1);
+    }
+
+    #[test]
+    fn a_write_of_many_states_remembers_a_bounded_number() {
+        let mut ledger = Ledger::default();
+        for cursor in 0..5000 {
+            ledger.register(sent(cursor, cursor as u64));
+            accept(&mut ledger, &state(cursor)).expect("in order");
+        }
+        assert!(ledger.pending.is_empty());
+        assert_eq!(ledger.recent_confirmed.len(), RECENT_CONFIRMED);
+        // A recent state echoed again is still named out of order.
+        assert_eq!(
+            accept(&mut ledger, &state(4999)),
+            Err(StateMismatch::OutOfOrder)
+        );
+        assert_eq!(ledger.states_confirmed, 5000);
     }
 
     fn echo(cursor: i64, reported: f64) -> AirbyteStateMessage {
