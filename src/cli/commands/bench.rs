@@ -593,6 +593,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             v0_1_dir.display()
         );
     }
+    let mut docker_fixed = Vec::new();
     for (case, stdio, dir) in [
         (
             "local-json, Docker image, pipes (airlock-init, Unix socket)",
@@ -606,16 +607,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
     ] {
         match docker_local_json(policy.clone(), stdio).await {
-            Ok(docker) => rows.push(
-                through_executor(
+            Ok(docker) => {
+                let row = through_executor(
                     case,
                     &docker,
                     json!({ "destination_path": dir }),
                     &input,
                     batch,
                 )
-                .await?,
-            ),
+                .await?;
+                // A container's start and stop cost the same for any input: timed
+                // alone (one record), so the stream's own rate can be told apart.
+                let alone = through_executor(
+                    case,
+                    &docker,
+                    json!({ "destination_path": format!("{dir}-one") }),
+                    &synthetic_input(1),
+                    batch,
+                )
+                .await?;
+                docker_fixed.push((case, row.records, row.secs, alone.secs));
+                rows.push(row);
+            }
             Err(reason) => {
                 eprintln!("bench: Docker cases skipped: {reason}");
                 break;
@@ -623,6 +636,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     print_table(&rows, args.json);
+    let native = rows
+        .iter()
+        .find(|r| r.case == "local-json, native process")
+        .map(|r| r.records_per_sec());
+    for (case, records, secs, fixed) in docker_fixed {
+        let streaming = records as f64 / (secs - fixed).max(1e-9);
+        let ratio = native.map_or(String::new(), |n| {
+            format!(", {:.2}x the native process", streaming / n)
+        });
+        let line = format!(
+            "{case}: the container's start and stop alone (one record) took {fixed:.2} s; \
+             without them, {streaming:.0} records/s{ratio}"
+        );
+        if args.json {
+            println!(
+                "{}",
+                json!({"case": case, "start_stop_secs": fixed, "records_per_sec_without_start_stop": streaming})
+            );
+        } else {
+            println!("{line}");
+        }
+    }
     let latency = spec_latency_ms(10)?;
     if args.json {
         println!(
