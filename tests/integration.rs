@@ -23,6 +23,7 @@ mod postgres;
 mod process_executor;
 mod state_durability;
 mod sync;
+mod sync_file;
 mod trust;
 mod wasm;
 mod wasm_sandbox;

@@ -199,7 +199,13 @@ impl ExecutorFlags {
 
     /// The sandbox: the policy file, then the flags over it.
     pub(crate) fn policy(&self) -> Result<SandboxPolicy, String> {
-        let mut policy = SandboxPolicy::new();
+        self.policy_over(SandboxPolicy::new())
+    }
+
+    /// The policy: `base` (a sync file's `sandbox`), then `--policy`, then the
+    /// flags, each over the one before.
+    pub(crate) fn policy_over(&self, base: SandboxPolicy) -> Result<SandboxPolicy, String> {
+        let mut policy = base;
         if let Some(path) = &self.policy {
             policy = policy.with_file(&PolicyFile::read(path)?);
         }
@@ -273,10 +279,15 @@ pub struct DiscoverArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Destination name.
-    pub destination: String,
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub destination: Option<String>,
     /// Config: a JSON file path, or inline JSON.
-    #[arg(long, value_name = "CFG")]
-    pub config: String,
+    #[arg(long, value_name = "CFG", required_unless_present = "file")]
+    pub config: Option<String>,
+    /// Check a sync file instead: every source, destination and sync in it, all
+    /// problems listed at once with their lines (secret references resolved).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
@@ -289,12 +300,29 @@ pub struct CheckArgs {
 /// (as for `write`); the sandbox flags apply to both sides.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
+    /// Run the sync NAME of this sync file (its sources, destinations, streams,
+    /// strategy, state, cache and sandbox); the flags below still apply on top.
+    #[arg(long, value_name = "FILE", requires = "name")]
+    pub file: Option<PathBuf>,
+    /// The sync to run from --file.
+    #[arg(value_name = "NAME", requires = "file")]
+    pub name: Option<String>,
     /// Source name, e.g. source-faker.
-    #[arg(long, value_name = "NAME")]
-    pub source: String,
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub source: Option<String>,
     /// Source config: a JSON file path, or inline JSON.
-    #[arg(long, value_name = "CFG")]
-    pub source_config: String,
+    #[arg(
+        long,
+        value_name = "CFG",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub source_config: Option<String>,
     /// Run the source from this local executable.
     #[arg(long, value_name = "PATH")]
     pub source_local_executable: Option<PathBuf>,
@@ -311,11 +339,21 @@ pub struct SyncArgs {
     #[arg(long, value_name = "V")]
     pub source_version: Option<String>,
     /// Destination name.
-    #[arg(long, value_name = "NAME")]
-    pub destination: String,
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub destination: Option<String>,
     /// Destination config: a JSON file path, or inline JSON.
-    #[arg(long, value_name = "CFG")]
-    pub destination_config: String,
+    #[arg(
+        long,
+        value_name = "CFG",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub destination_config: Option<String>,
     /// Who the destination is, for its stored states and positions. Default: its
     /// name and a fingerprint of its config without secrets (and of --local-root),
     /// so another folder or database starts from nothing. Set it to keep history

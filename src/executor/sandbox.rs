@@ -339,6 +339,20 @@ pub struct PolicyFile {
 }
 
 impl PolicyFile {
+    /// The keys a policy file (or a sync file's `sandbox` table) may have.
+    pub const KEYS: [&'static str; 10] = [
+        "local_root",
+        "memory_limit_mib",
+        "idle_timeout_secs",
+        "deadline_secs",
+        "max_output_mib",
+        "max_log_mib",
+        "network",
+        "allow_net",
+        "derive_net",
+        "env",
+    ];
+
     /// Reads a policy file.
     ///
     /// # Errors
