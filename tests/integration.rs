@@ -16,6 +16,7 @@ mod docker;
 mod faker;
 mod fuzz_regressions;
 mod layers;
+mod many_syncs;
 mod network;
 mod pip;
 mod plugin_kit;

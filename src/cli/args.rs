@@ -377,7 +377,8 @@ pub struct SyncArgs {
     /// The read cache. Default: $AIRLOCK_HOME/cache/default.sqlite.
     #[arg(long, value_name = "PATH", conflicts_with = "no_cache")]
     pub cache_path: Option<PathBuf>,
-    /// State database. Default: $AIRLOCK_HOME/state.db.
+    /// State database: a SQLite file, or a postgres:// URL shared by many machines.
+    /// Default: $AIRLOCK_HOME/state.db.
     #[arg(long, value_name = "PATH")]
     pub state_db: Option<PathBuf>,
     /// Neither read nor store state.
@@ -409,7 +410,8 @@ pub struct WriteArgs {
     /// Messages to write, one JSON object per line; `-` is stdin.
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub input: String,
-    /// State database. Default: $AIRLOCK_HOME/state.db.
+    /// State database: a SQLite file, or a postgres:// URL shared by many machines.
+    /// Default: $AIRLOCK_HOME/state.db.
     #[arg(long, value_name = "PATH")]
     pub state_db: Option<PathBuf>,
     /// Do not persist confirmed states.

@@ -23,7 +23,9 @@
 //! streams = ["users", "purchases"]
 //! strategy = "append"            # auto (default), append, replace, merge
 //! schedule = "0 * * * *"         # a hint for the scheduler; airlock does not act on it
-//! state = "/var/lib/airlock/state.db"   # default: $AIRLOCK_HOME/state.db; "none"
+//! state = "/var/lib/airlock/state.db"   # default: $AIRLOCK_HOME/state.db; "none";
+//!                                # or postgres://user:password@host/db (shown
+//!                                # without its password)
 //! cache = "none"                 # default: $AIRLOCK_HOME/cache/default.sqlite; or a path
 //! [syncs.faker-to-dw.sandbox]    # the sandbox policy file's keys
 //! memory_limit_mib = 512
@@ -519,11 +521,14 @@ impl SyncFile {
             }
             if let Some(state) = &entry.state
                 && state.contains("://")
+                && !state.starts_with("postgres://")
+                && !state.starts_with("postgresql://")
             {
                 checker.add(
                     at("state"),
                     format!(
-                        "{what}: state {state:?}: only a SQLite path (or \"none\") is supported by this build"
+                        "{what}: state {:?}: give a SQLite path, a postgres:// URL or \"none\"",
+                        state.split('@').next_back().unwrap_or(state)
                     ),
                 );
             }

@@ -3,6 +3,45 @@ use serde_json::json;
 use super::*;
 use crate::protocol::{AirbyteGlobalState, AirbyteStreamState, Extra};
 
+/// A test's stores: SQLite in memory, and PostgreSQL in a database of its own
+/// when `AIRLOCK_TEST_PG_URL` names a server (CI starts one; there its absence is
+/// a failure). Every behaviour test runs against each.
+fn stores() -> Vec<(&'static str, StateStore)> {
+    let mut stores = vec![("sqlite", StateStore::open_in_memory().expect("open"))];
+    if let Some(url) = fresh_pg_database() {
+        stores.push(("postgres", StateStore::connect(&url).expect("connect")));
+    }
+    stores
+}
+
+/// A new, empty database on the test server, as a URL.
+fn fresh_pg_database() -> Option<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let Ok(url) = std::env::var("AIRLOCK_TEST_PG_URL") else {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !ci,
+            "CI requires a PostgreSQL server: set AIRLOCK_TEST_PG_URL"
+        );
+        return None;
+    };
+    let name = format!(
+        "airlock_state_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("test server");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin.batch_execute(&sql).expect("create the test database");
+    }
+    let (base, _db) = url.rsplit_once('/').expect("a database in the URL");
+    Some(format!("{base}/{name}"))
+}
+
 fn stream_state(name: &str, ns: Option<&str>, cursor: i64) -> AirbyteStateMessage {
     AirbyteStateMessage::stream(
         StreamDescriptor::with_namespace(name, ns.map(str::to_owned)),
@@ -12,7 +51,12 @@ fn stream_state(name: &str, ns: Option<&str>, cursor: i64) -> AirbyteStateMessag
 
 #[test]
 fn later_states_replace_earlier_ones_per_stream_and_namespace() {
-    let store = StateStore::open_in_memory().expect("open");
+    for (backend, store) in stores() {
+        later_states_replace_earlier_ones(backend, &store);
+    }
+}
+
+fn later_states_replace_earlier_ones(backend: &str, store: &StateStore) {
     let key = SyncKey::new("src", "dst");
     store
         .commit(
@@ -28,7 +72,7 @@ fn later_states_replace_earlier_ones_per_stream_and_namespace() {
     assert_eq!(
         stored.streams.len(),
         2,
-        "same name in two namespaces are two streams"
+        "{backend}: same name in two namespaces are two streams"
     );
     assert_eq!(
         store
@@ -51,7 +95,12 @@ fn later_states_replace_earlier_ones_per_stream_and_namespace() {
 
 #[test]
 fn global_and_legacy_states_are_kept_and_handed_back() {
-    let store = StateStore::open_in_memory().expect("open");
+    for (_backend, store) in stores() {
+        global_and_legacy_round_trip(&store);
+    }
+}
+
+fn global_and_legacy_round_trip(store: &StateStore) {
     let key = SyncKey::new("src", "dst");
     let global = AirbyteStateMessage {
         state_type: Some(StateType::Global),
@@ -85,7 +134,12 @@ fn global_and_legacy_states_are_kept_and_handed_back() {
 
 #[test]
 fn stats_are_not_handed_back_to_sources() {
-    let store = StateStore::open_in_memory().expect("open");
+    for (_backend, store) in stores() {
+        stats_not_handed_back(&store);
+    }
+}
+
+fn stats_not_handed_back(store: &StateStore) {
     let key = SyncKey::new("src", "dst");
     let mut state = stream_state("a", None, 1);
     state.destination_stats = Some(crate::protocol::AirbyteStateStats {
@@ -103,17 +157,22 @@ fn stats_are_not_handed_back_to_sources() {
 
 #[test]
 fn a_malformed_state_commits_nothing() {
-    let store = StateStore::open_in_memory().expect("open");
+    for (backend, store) in stores() {
+        malformed_commits_nothing(backend, &store);
+    }
+}
+
+fn malformed_commits_nothing(backend: &str, store: &StateStore) {
     let key = SyncKey::new("src", "dst");
     let mut broken = stream_state("b", None, 1);
     broken.stream = None;
     let err = store
         .commit(&key, &[stream_state("a", None, 1), broken])
         .expect_err("malformed");
-    assert!(err.to_string().contains("`stream`"), "{err}");
+    assert!(err.to_string().contains("`stream`"), "{backend}: {err}");
     assert!(
         store.load(&key).expect("load").is_empty(),
-        "the transaction rolled back"
+        "{backend}: the transaction rolled back"
     );
 }
 
@@ -131,7 +190,7 @@ fn a_file_store_survives_reopening_and_refuses_newer_schemas() {
     let store = StateStore::open(&path).expect("reopen");
     assert_eq!(store.load(&key).expect("load").streams.len(), 1);
     drop(store);
-    let conn = Connection::open(&path).expect("raw");
+    let conn = rusqlite::Connection::open(&path).expect("raw");
     conn.pragma_update(None, "user_version", 99).expect("bump");
     drop(conn);
     let err = StateStore::open(&path).expect_err("newer");
@@ -140,7 +199,12 @@ fn a_file_store_survives_reopening_and_refuses_newer_schemas() {
 
 #[test]
 fn an_updated_config_is_filed_under_the_config_the_user_gave() {
-    let store = StateStore::open_in_memory().expect("open");
+    for (_backend, store) in stores() {
+        updated_config_filed_under_given(&store);
+    }
+}
+
+fn updated_config_filed_under_given(store: &StateStore) {
     let given = json!({"api_key": "k", "region": "eu"});
     let same_given_reordered: Value =
         serde_json::from_str(r#"{"region": "eu", "api_key": "k"}"#).expect("json");
@@ -170,4 +234,64 @@ fn an_updated_config_is_filed_under_the_config_the_user_gave() {
         store.updated_config("source-y", &given).expect("load"),
         None
     );
+}
+
+#[test]
+fn postgres_is_reached_by_url_with_its_password_never_shown() {
+    let error = StateStore::connect("postgres://loader:s3cretpw@127.0.0.1:1/nowhere")
+        .expect_err("nothing listens on port 1");
+    let text = error.to_string();
+    assert!(
+        text.contains("postgres://loader:***@127.0.0.1:1/nowhere"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cretpw"), "{text}");
+}
+
+/// The server drops the connection (a restart, a failover): the commit in flight
+/// fails with a named error and stores nothing half-way; the next call connects
+/// again and the rerun's commit lands.
+#[test]
+fn postgres_going_away_is_a_named_error_and_the_next_commit_reconnects() {
+    let Some(url) = fresh_pg_database() else {
+        return;
+    };
+    let store = StateStore::connect(&url).expect("connect");
+    let key = SyncKey::new("src", "dst");
+    store
+        .commit(&key, &[stream_state("a", None, 1)])
+        .expect("first");
+    let database = url.rsplit_once('/').expect("db").1.to_owned();
+    let base = std::env::var("AIRLOCK_TEST_PG_URL").expect("url");
+    let mut admin = ::postgres::Client::connect(&base, ::postgres::NoTls).expect("admin");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&database],
+        )
+        .expect("terminate");
+    match store.commit(&key, &[stream_state("a", None, 2)]) {
+        Err(error) => {
+            let text = error.to_string();
+            assert!(text.starts_with("state database postgres://"), "{text}");
+            assert!(!text.contains(":airlock@"), "no password: {text}");
+        }
+        // A connection the driver already knew to be closed is made again first.
+        Ok(()) => {}
+    }
+    store
+        .commit(&key, &[stream_state("a", None, 3)])
+        .expect("reconnected");
+    let stored = store.load(&key).expect("load");
+    assert_eq!(
+        stored.streams[0]
+            .stream
+            .as_ref()
+            .and_then(|s| s.stream_state.clone()),
+        Some(json!({"cursor": 3}))
+    );
+    // Another store on the same database shares the states and the id.
+    let other = StateStore::connect(&url).expect("second worker");
+    assert_eq!(other.id(), store.id());
+    assert_eq!(other.load(&key).expect("load"), stored);
 }

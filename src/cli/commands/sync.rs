@@ -130,6 +130,7 @@ fn plan_from_file(args: &SyncArgs, path: &std::path::Path, name: &str) -> Result
     let in_file = |value: &Option<String>| -> Option<Option<PathBuf>> {
         match value.as_deref() {
             Some("none") => None,
+            Some(url) if url.contains("://") => Some(Some(PathBuf::from(url))),
             Some(path) => Some(Some(file.relative(std::path::Path::new(path)))),
             None => Some(None),
         }
@@ -210,7 +211,9 @@ pub(crate) async fn run(args: SyncArgs) -> Result<ExitCode, Failure> {
     }
     if let Some(path) = &plan.state {
         let path = path.clone().unwrap_or_else(airlock::home::state_db);
-        job = job.state_cache(Arc::new(StateStore::open(&path).map_err(usage)?));
+        job = job.state_cache(Arc::new(
+            StateStore::connect(&path.to_string_lossy()).map_err(usage)?,
+        ));
     }
     let display = progress::Display::new(args.json);
     if let Some(callback) = display.callback() {

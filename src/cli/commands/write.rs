@@ -89,7 +89,7 @@ pub(crate) async fn run(args: WriteArgs) -> Result<ExitCode, Failure> {
             .state_db
             .clone()
             .unwrap_or_else(airlock::home::state_db);
-        let store = StateStore::open(&path).map_err(usage)?;
+        let store = StateStore::connect(&path.to_string_lossy()).map_err(usage)?;
         job = job.state(StateTarget {
             store: Arc::new(store),
             key: SyncKey::new(&args.source_name, destination.identity().await),

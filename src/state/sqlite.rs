@@ -1,0 +1,374 @@
+//! The SQLite backend: one embedded file (WAL journal, `synchronous=NORMAL`), the
+//! default state store.
+//!
+//! Owns the file's schema and migrations. Only [`super::StateStore`] uses it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use super::{StateBackend, StateError, StoredState, SyncKey, now_millis};
+use crate::protocol::{AirbyteStateMessage, StateType};
+
+/// The schema version this build writes. Older databases are migrated on open;
+/// newer ones are refused rather than misread.
+const SCHEMA_VERSION: i64 = 3;
+
+/// States in a SQLite file.
+#[derive(Debug)]
+pub(super) struct SqliteBackend {
+    path: PathBuf,
+    id: String,
+    conn: Mutex<Connection>,
+}
+
+/// Creates `path` readable by its owner only (0600), or narrows it to that.
+fn make_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// The store's id: read, or made once (from the time, the process and the path).
+fn store_id(conn: &Connection, path: &Path) -> rusqlite::Result<String> {
+    use sha2::{Digest, Sha256};
+    let existing: Option<String> = conn
+        .query_row("SELECT value FROM store_meta WHERE key = 'id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let seed = format!(
+        "{:?} {} {}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        path.display()
+    );
+    let digest = Sha256::digest(seed.as_bytes());
+    let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    conn.execute(
+        "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('id', ?1)",
+        params![id],
+    )?;
+    // Another process may have won the race: take what is stored.
+    conn.query_row("SELECT value FROM store_meta WHERE key = 'id'", [], |r| {
+        r.get(0)
+    })
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path`, with its folder.
+    ///
+    /// # Errors
+    /// [`StateError`] when the file cannot be opened or was written by a newer airlock.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let path = path.to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StateError::Folder {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        // It keeps connector configs updated by CONTROL messages, secrets
+        // included: only the user may read it (SQLite gives its -wal and -shm
+        // files the same mode).
+        make_private(&path);
+        let conn = Connection::open(&path).map_err(|source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Self::init(path, conn)
+    }
+
+    /// An in-memory store, gone when dropped (tests, `state_cache = false`-like runs).
+    ///
+    /// # Errors
+    /// [`StateError`] if SQLite cannot start.
+    pub fn open_in_memory() -> Result<Self, StateError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Self::init(path, conn)
+    }
+
+    fn init(path: PathBuf, conn: Connection) -> Result<Self, StateError> {
+        let sql = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sql)?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::NewerSchema {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS stream_state (
+                     source        TEXT NOT NULL,
+                     destination   TEXT NOT NULL,
+                     has_namespace INTEGER NOT NULL,
+                     namespace     TEXT NOT NULL,
+                     stream        TEXT NOT NULL,
+                     state_json    TEXT NOT NULL,
+                     updated_at    INTEGER NOT NULL,
+                     PRIMARY KEY (source, destination, has_namespace, namespace, stream)
+                 );
+                 CREATE TABLE IF NOT EXISTS pair_state (
+                     source      TEXT NOT NULL,
+                     destination TEXT NOT NULL,
+                     kind        TEXT NOT NULL CHECK (kind IN ('GLOBAL', 'LEGACY')),
+                     state_json  TEXT NOT NULL,
+                     updated_at  INTEGER NOT NULL,
+                     PRIMARY KEY (source, destination, kind)
+                 );
+                 PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(sql)?;
+        }
+        if version < 2 {
+            // Version 2: configs a connector replaced with CONTROL connectorConfig.
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS connector_config (
+                     connector   TEXT NOT NULL,
+                     given_hash  TEXT NOT NULL,
+                     config_json TEXT NOT NULL,
+                     updated_at  INTEGER NOT NULL,
+                     PRIMARY KEY (connector, given_hash)
+                 );
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .map_err(sql)?;
+        }
+        if version < 3 {
+            // Version 3: the store's own id, which cache positions are filed
+            // under, so a fresh state database knows nothing as confirmed.
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS store_meta (
+                     key   TEXT PRIMARY KEY,
+                     value TEXT NOT NULL
+                 );
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )
+            .map_err(sql)?;
+        }
+        let id = store_id(&conn, &path).map_err(sql)?;
+        Ok(Self {
+            path,
+            id,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn sql_error(&self) -> impl Fn(rusqlite::Error) -> StateError + '_ {
+        |source| StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl StateBackend for SqliteBackend {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Stores `states` (in order; later ones win) for `key` in one transaction.
+    ///
+    /// # Errors
+    /// [`StateError`] when SQLite fails (nothing is stored) or a state lacks its
+    /// payload.
+    fn commit(&self, key: &SyncKey, states: &[AirbyteStateMessage]) -> Result<(), StateError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(self.sql_error())?;
+        for state in states {
+            let json = serde_json::to_string(state).unwrap_or_default();
+            match state.effective_type() {
+                StateType::Stream => {
+                    let stream = state.stream.as_ref().ok_or(StateError::Malformed {
+                        kind: StateType::Stream,
+                        field: "stream",
+                    })?;
+                    let d = &stream.stream_descriptor;
+                    tx.execute(
+                        "INSERT INTO stream_state VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (source, destination, has_namespace, namespace, stream)
+                         DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at",
+                        params![
+                            key.source,
+                            key.destination,
+                            d.namespace.is_some(),
+                            d.namespace.as_deref().unwrap_or(""),
+                            d.name,
+                            json,
+                            now
+                        ],
+                    )
+                    .map_err(self.sql_error())?;
+                }
+                kind @ (StateType::Global | StateType::Legacy) => {
+                    let label = if kind == StateType::Global {
+                        "GLOBAL"
+                    } else {
+                        "LEGACY"
+                    };
+                    tx.execute(
+                        "INSERT INTO pair_state VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (source, destination, kind)
+                         DO UPDATE SET state_json = excluded.state_json, updated_at = excluded.updated_at",
+                        params![key.source, key.destination, label, json, now],
+                    )
+                    .map_err(self.sql_error())?;
+                }
+            }
+        }
+        tx.commit().map_err(self.sql_error())
+    }
+
+    /// The latest confirmed states for `key`.
+    ///
+    /// # Errors
+    /// [`StateError`] when SQLite fails.
+    fn load(&self, key: &SyncKey) -> Result<StoredState, StateError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stored = StoredState::default();
+        let mut query = conn
+            .prepare(
+                "SELECT state_json FROM stream_state WHERE source = ?1 AND destination = ?2
+                 ORDER BY has_namespace, namespace, stream",
+            )
+            .map_err(self.sql_error())?;
+        let rows = query
+            .query_map(params![key.source, key.destination], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(self.sql_error())?;
+        for row in rows {
+            let json = row.map_err(self.sql_error())?;
+            if let Ok(state) = serde_json::from_str(&json) {
+                stored.streams.push(state);
+            }
+        }
+        let pair = |kind: &str| -> Result<Option<AirbyteStateMessage>, StateError> {
+            let json: Option<String> = conn
+                .query_row(
+                    "SELECT state_json FROM pair_state WHERE source = ?1 AND destination = ?2 AND kind = ?3",
+                    params![key.source, key.destination, kind],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(self.sql_error())?;
+            Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+        };
+        stored.global = pair("GLOBAL")?;
+        stored.legacy = pair("LEGACY")?;
+        Ok(stored)
+    }
+
+    /// Stores the config `connector` emitted in a CONTROL `connectorConfig` message,
+    /// filed under the config the user gave (`given`), so the next run with that
+    /// same given config uses the updated one ([`StateStore::updated_config`]).
+    ///
+    /// # Errors
+    /// [`StateError`] when SQLite fails.
+    fn save_updated_config(
+        &self,
+        connector: &str,
+        given_hash: &str,
+        updated: &Value,
+    ) -> Result<(), StateError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute(
+            "INSERT INTO connector_config VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (connector, given_hash)
+             DO UPDATE SET config_json = excluded.config_json, updated_at = excluded.updated_at",
+            params![connector, given_hash, updated.to_string(), now_millis()],
+        )
+        .map_err(self.sql_error())?;
+        Ok(())
+    }
+
+    /// The config `connector` last emitted (CONTROL `connectorConfig`) while it ran
+    /// with the user's config `given`, if any.
+    ///
+    /// # Errors
+    /// [`StateError`] when SQLite fails.
+    fn updated_config(
+        &self,
+        connector: &str,
+        given_hash: &str,
+    ) -> Result<Option<Value>, StateError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT config_json FROM connector_config WHERE connector = ?1 AND given_hash = ?2",
+                params![connector, given_hash],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.sql_error())?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    /// Forgets every state of `key` (a full refresh from scratch).
+    ///
+    /// # Errors
+    /// [`StateError`] when SQLite fails.
+    fn clear(&self, key: &SyncKey) -> Result<(), StateError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(self.sql_error())?;
+        for table in ["stream_state", "pair_state"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE source = ?1 AND destination = ?2"),
+                params![key.source, key.destination],
+            )
+            .map_err(self.sql_error())?;
+        }
+        tx.commit().map_err(self.sql_error())
+    }
+}
