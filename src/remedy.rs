@@ -71,6 +71,8 @@ pub enum Remedy {
     /// Run the container's stdio over the engine's attach stream instead of
     /// airlock's init and socket.
     DockerAttach,
+    /// Wait for the run that holds a sync's lease to end.
+    WaitForLease,
     /// Say where the connector is: a component file, an executable or a Docker
     /// image; or put it where name resolution looks.
     LocateConnector,
@@ -151,6 +153,10 @@ impl fmt::Display for Remedy {
             ),
             Self::StartDocker => f.write_str(
                 "start the engine, or point DOCKER_HOST at yours (e.g. unix:///var/run/docker.sock)",
+            ),
+            Self::WaitForLease => f.write_str(
+                "let that run end (its lease runs out unless it is renewed), or wait for it \
+                 (SyncJob::wait_for_lease)",
             ),
             Self::DockerAttach => f.write_str(
                 "run the connector over the engine's attach stream instead \

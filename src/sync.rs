@@ -30,7 +30,7 @@ use crate::events::{SyncFinished, SyncPipelined, SyncStarted};
 use crate::executor::ExecutorError;
 use crate::protocol::ConfiguredAirbyteCatalog;
 use crate::source::{CacheReadHooks, ReadOptions, Source, SourceError, WriteStrategy, configure};
-use crate::state::{StateError, StateStore, StateTarget, SyncKey};
+use crate::state::{Lease, LeaseOutcome, StateError, StateStore, StateTarget, SyncKey, now_millis};
 use crate::write::{Progress, ProgressCallback, WriteError, WriteJob, WriteOptions, WriteResult};
 
 /// What a sync needs of a destination. [`crate::Destination`] implements it, so
@@ -180,6 +180,41 @@ pub struct SyncJob<'a> {
     options: WriteOptions,
     progress: Option<Arc<Mutex<ProgressCallback>>>,
     on_config: Option<ConfigCallback>,
+    /// The run's lease on this sync, once taken (with a state cache).
+    lease: Option<Lease>,
+    lease_ttl: std::time::Duration,
+    wait_for_lease: bool,
+}
+
+/// How long a run's lease lasts unless renewed (it is renewed every third of it).
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A lease this run holds: its renewal stops and it is given up when dropped, so
+/// an interrupted run does not keep others waiting for its lease to run out.
+struct HeldLease {
+    store: Arc<StateStore>,
+    lease: Lease,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        if let Err(error) = self.store.release_lease(&self.lease) {
+            tracing::warn!("giving up the sync's lease: {error} (it runs out by itself)");
+        }
+    }
+}
+
+/// Who this process is, in a lease: host and process id.
+fn lease_holder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host} (pid {})", std::process::id())
 }
 
 impl<'a> SyncJob<'a> {
@@ -197,7 +232,25 @@ impl<'a> SyncJob<'a> {
             options: WriteOptions::default(),
             progress: None,
             on_config: None,
+            lease: None,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            wait_for_lease: false,
         }
+    }
+
+    /// How long this run's lease on the sync lasts unless renewed (default
+    /// [`DEFAULT_LEASE_TTL`]; renewed every third of it while the run goes on).
+    /// A run that cannot renew it in time — paused, cut off — loses it, and then
+    /// commits nothing more.
+    pub fn lease_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.lease_ttl = ttl.max(std::time::Duration::from_millis(300));
+        self
+    }
+
+    /// When another run holds this sync's lease, wait for it instead of failing.
+    pub fn wait_for_lease(mut self, wait: bool) -> Self {
+        self.wait_for_lease = wait;
+        self
     }
 
     /// Only these streams (they must be in the source's catalog, or the read's).
@@ -308,7 +361,107 @@ impl<'a> SyncJob<'a> {
         .await
     }
 
+    /// Runs under the sync's lease when there is a state cache: taken first
+    /// (refused, or waited for, while another run holds it), renewed while the
+    /// run goes on, checked inside every state commit, given up at the end.
     async fn run_in_span(mut self) -> Result<SyncResult, SyncError> {
+        let Some(store) = self.state.clone() else {
+            return self.run_unleased().await;
+        };
+        let source_name = match self.input {
+            WriteInput::Source(source) => source.name().to_owned(),
+            WriteInput::ReadResult(read) => read.source_name().to_owned(),
+        };
+        let identity = self.destination.identity().await.to_owned();
+        let mut streams = self.streams.clone().unwrap_or_default();
+        streams.sort();
+        let name = match streams.is_empty() {
+            true => format!("{source_name} -> {identity}"),
+            false => format!("{source_name} -> {identity} [{}]", streams.join(",")),
+        };
+        let lease = self.take_lease(&store, &name).await?;
+        self.lease = Some(lease.clone());
+        let renewer = {
+            let (store, lease, ttl) = (store.clone(), lease.clone(), self.lease_ttl);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ttl / 3).await;
+                    let (store, lease) = (store.clone(), lease.clone());
+                    let renewed =
+                        tokio::task::spawn_blocking(move || store.renew_lease(&lease, ttl)).await;
+                    match renewed {
+                        Ok(Ok(Some(_))) => {}
+                        Ok(Ok(None)) => {
+                            tracing::warn!(
+                                "the lease on this sync was lost (it ran out or was taken over): \
+                                 its next state commit will be refused"
+                            );
+                            break;
+                        }
+                        Ok(Err(error)) => tracing::warn!("renewing the sync's lease: {error}"),
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        // Given up however the run ends: done, failed, or dropped (Ctrl-C).
+        let _held = HeldLease {
+            store,
+            lease,
+            renewer,
+        };
+        self.run_unleased().await
+    }
+
+    /// Takes the lease `name`, or says who holds it (or waits for it).
+    async fn take_lease(&self, store: &Arc<StateStore>, name: &str) -> Result<Lease, SyncError> {
+        let holder = lease_holder();
+        loop {
+            let (store, name_owned, holder_owned, ttl) = (
+                store.clone(),
+                name.to_owned(),
+                holder.clone(),
+                self.lease_ttl,
+            );
+            let outcome = tokio::task::spawn_blocking(move || {
+                store.acquire_lease(&name_owned, &holder_owned, ttl)
+            })
+            .await
+            .map_err(|_| {
+                SyncError::State(StateError::Postgres {
+                    location: "the state store".into(),
+                    reason: "taking the lease failed".into(),
+                })
+            })??;
+            match outcome {
+                LeaseOutcome::Acquired(lease) => {
+                    tracing::debug!(lease = %lease.name, token = lease.token, "lease taken");
+                    return Ok(lease);
+                }
+                LeaseOutcome::Held {
+                    holder: other,
+                    expires_at_ms,
+                } => {
+                    let left_ms = (expires_at_ms - now_millis()).max(0);
+                    if !self.wait_for_lease {
+                        return Err(SyncError::State(StateError::LeaseHeld {
+                            name: name.to_owned(),
+                            holder: other,
+                            secs: (left_ms + 999) / 1000,
+                        }));
+                    }
+                    tracing::info!(
+                        "waiting for sync {name}: {other} holds its lease for {} s more",
+                        (left_ms + 999) / 1000
+                    );
+                    let pause = std::time::Duration::from_millis(left_ms.clamp(200, 2000) as u64);
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    async fn run_unleased(mut self) -> Result<SyncResult, SyncError> {
         let source_name = match self.input {
             WriteInput::Source(source) => source.name().to_owned(),
             WriteInput::ReadResult(read) => read.source_name().to_owned(),
@@ -624,6 +777,7 @@ impl<'a> SyncJob<'a> {
             job = job.state(StateTarget {
                 store: store.clone(),
                 key: key.clone(),
+                fence: self.lease.clone(),
             });
         }
         if let Some(progress) = self.progress.clone() {

@@ -120,3 +120,129 @@ fn states_kept_in_postgres_are_resumed_from_and_a_vanished_database_is_named() {
     rerun.expect_code(0);
     assert_eq!(rerun.json()["resumed_from_state"], true, "{}", rerun.stdout);
 }
+
+/// A sync into the WASM dev-null, throttled so that it runs a while.
+fn slow_sync(sb: &Sandbox, state: &str, count: u32, millis: u32, extra: &[&str]) -> Command {
+    let config = format!(r#"{{"count": {count}, "seed": 1}}"#);
+    let throttled = format!(
+        r#"{{"test_destination":{{"test_destination_type":"THROTTLED","millis_per_record":{millis}}}}}"#
+    );
+    let mut cmd = sb.airlock();
+    cmd.args(sync_args(state, &config, &throttled))
+        .args(["--destination-id", "the-same-destination"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits until the state database at `db` has a lease row (the run has started).
+fn wait_for_lease(db: &std::path::Path) {
+    let started = std::time::Instant::now();
+    loop {
+        let leased = rusqlite::Connection::open(db)
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM lease WHERE expires_at > 0", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .unwrap_or(0);
+        if leased > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the first run never took its lease"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_second_run_of_a_running_sync_is_refused_naming_the_holder_or_waits_with_wait() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("state.db");
+    let state = db.to_str().unwrap().to_owned();
+    let first = slow_sync(&sb, &state, 300, 5, &["--no-cache"])
+        .spawn()
+        .expect("spawn");
+    wait_for_lease(&db);
+    let refused = slow_sync(&sb, &state, 300, 0, &["--no-cache"])
+        .output()
+        .expect("second");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is already running"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("(pid {})", first.id())),
+        "names the holder: {stderr}"
+    );
+    assert!(stderr.contains("--wait"), "{stderr}");
+    // With --wait the next run starts once the first has ended, and resumes.
+    let waited = slow_sync(&sb, &state, 300, 0, &["--no-cache", "--wait"])
+        .output()
+        .expect("third");
+    let out = first.wait_with_output().expect("first");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(waited.stdout.trim_ascii()).expect("json");
+    assert_eq!(result["resumed_from_state"], true, "{result}");
+}
+
+/// The holder is stopped (SIGSTOP) past its lease; another run takes the sync
+/// over and finishes; the first, continued, is refused at its next commit and
+/// exits non-zero, and nothing it tried to commit after losing the lease lands.
+#[test]
+fn a_paused_holder_that_lost_its_lease_is_fenced_off_when_it_wakes() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("state.db");
+    let state = db.to_str().unwrap().to_owned();
+    let first = slow_sync(&sb, &state, 3000, 3, &["--no-cache", "--lease-secs", "1"])
+        .spawn()
+        .expect("spawn");
+    wait_for_lease(&db);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = first.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    };
+    signal("-STOP");
+    std::thread::sleep(std::time::Duration::from_millis(2500)); // past its 1 s lease
+    let second = slow_sync(&sb, &state, 3000, 0, &["--no-cache", "--lease-secs", "1"])
+        .output()
+        .expect("second");
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "the second run takes over: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let taken_over = stored_states(&db);
+    signal("-CONT");
+    let out = first.wait_with_output().expect("first");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("lost its lease"), "{stderr}");
+    assert_eq!(
+        stored_states(&db),
+        taken_over,
+        "nothing the first run sent after losing its lease was committed"
+    );
+}

@@ -384,6 +384,14 @@ pub struct SyncArgs {
     /// Neither read nor store state.
     #[arg(long, conflicts_with = "state_db")]
     pub no_state: bool,
+    /// When another run holds this sync's lease (in the state database), wait for
+    /// it instead of stopping.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds a run's lease on the sync lasts unless renewed (renewed every third
+    /// of it); a run that misses its renewals commits nothing more.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub lease_secs: u64,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,

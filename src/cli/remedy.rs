@@ -59,6 +59,7 @@ pub(crate) fn flag_hint(remedy: &Remedy) -> String {
             "start the engine, or point DOCKER_HOST at yours (e.g. unix:///var/run/docker.sock)"
                 .into()
         }
+        Remedy::WaitForLease => "pass --wait to wait for it".into(),
         Remedy::DockerAttach => {
             "pass --docker-attach to use the engine's attach stream instead".into()
         }

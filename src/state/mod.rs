@@ -43,12 +43,15 @@ pub struct StateTarget {
     pub store: std::sync::Arc<StateStore>,
     /// The source → destination pair.
     pub key: SyncKey,
+    /// The run's lease, checked inside every commit (see [`Lease`]).
+    pub fence: Option<Lease>,
 }
 
 impl Checkpoints for StateTarget {
     fn commit(&self, states: &[AirbyteStateMessage]) -> Result<(), CheckpointError> {
         self.store
-            .commit(&self.key, states)
+            .backend
+            .commit(&self.key, states, self.fence.as_ref())
             .map_err(|e| CheckpointError(Box::new(e)))
     }
 }
@@ -86,6 +89,32 @@ pub enum StateError {
         /// The missing field.
         field: &'static str,
     },
+    /// Another run holds the lease on this sync.
+    #[error(
+        "sync {name} is already running: {holder} holds its lease for {secs} s more (it renews it while it runs)"
+    )]
+    LeaseHeld {
+        /// The lease.
+        name: String,
+        /// Who holds it.
+        holder: String,
+        /// Seconds until it runs out unless renewed.
+        secs: i64,
+    },
+    /// This run lost its lease (it ran out while the run was paused or cut off, or
+    /// another run took it over): it may not commit again.
+    #[error(
+        "this run lost its lease on sync {name} (token {token}){}: it stops, and commits nothing more",
+        taken_by.as_ref().map(|h| format!(", now held by {h}")).unwrap_or_default()
+    )]
+    LeaseLost {
+        /// The lease.
+        name: String,
+        /// This run's token.
+        token: i64,
+        /// Who holds it now, if anyone.
+        taken_by: Option<String>,
+    },
     /// PostgreSQL failed, or cannot be reached.
     #[error("state database {location}: {reason}")]
     Postgres {
@@ -110,6 +139,7 @@ impl StateError {
     pub fn remedy(&self) -> Option<crate::remedy::Remedy> {
         match self {
             Self::NewerSchema { .. } => Some(crate::remedy::Remedy::UseAnotherStateDatabase),
+            Self::LeaseHeld { .. } => Some(crate::remedy::Remedy::WaitForLease),
             _ => None,
         }
     }
@@ -172,6 +202,34 @@ impl StoredState {
     }
 }
 
+/// A run's hold on one sync: only the holder of the newest token may commit
+/// states for it (the token fences a run that lost the lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// What is leased (a sync: source, destination, streams).
+    pub name: String,
+    /// Who holds it (host and process).
+    pub holder: String,
+    /// The fencing token: one more than the previous holder's.
+    pub token: i64,
+    /// When it runs out unless renewed, in milliseconds since the Unix epoch.
+    pub expires_at_ms: i64,
+}
+
+/// What asking for a lease gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// It is ours.
+    Acquired(Lease),
+    /// Another run holds it.
+    Held {
+        /// Who.
+        holder: String,
+        /// Until when (ms since the Unix epoch), unless renewed.
+        expires_at_ms: i64,
+    },
+}
+
 /// How a store keeps states: SQLite (embedded, the default) or PostgreSQL (shared
 /// by many machines). [`StateStore`] is the one type the rest of airlock holds; the
 /// write loop and the sync never learn which backend is behind it.
@@ -183,11 +241,42 @@ pub trait StateBackend: std::fmt::Debug + Send + Sync {
     fn location(&self) -> String;
     /// The store's id (see [`StateStore::id`]).
     fn id(&self) -> &str;
-    /// Stores `states` for `key` in one transaction (later ones win).
+    /// Stores `states` for `key` in one transaction (later ones win). With a
+    /// `fence`, the transaction first checks that the lease is still that token's
+    /// and has not run out, and stores nothing otherwise.
     ///
     /// # Errors
-    /// [`StateError`]: nothing is stored.
-    fn commit(&self, key: &SyncKey, states: &[AirbyteStateMessage]) -> Result<(), StateError>;
+    /// [`StateError`]: nothing is stored ([`StateError::LeaseLost`] when fenced
+    /// off).
+    fn commit(
+        &self,
+        key: &SyncKey,
+        states: &[AirbyteStateMessage],
+        fence: Option<&Lease>,
+    ) -> Result<(), StateError>;
+    /// Takes the lease `name` for `holder` for `ttl_ms`, unless another holder's
+    /// lease on it is still running; a new holder gets the next fencing token.
+    ///
+    /// # Errors
+    /// [`StateError`].
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<LeaseOutcome, StateError>;
+    /// Extends `lease` by `ttl_ms` from now: the new expiry, or `None` when it was
+    /// lost (run out, or taken over).
+    ///
+    /// # Errors
+    /// [`StateError`].
+    fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<i64>, StateError>;
+    /// Gives `lease` up (when it is still that token's): it runs out at once, and
+    /// keeps its token, so that tokens only ever grow.
+    ///
+    /// # Errors
+    /// [`StateError`].
+    fn release_lease(&self, lease: &Lease) -> Result<(), StateError>;
     /// The latest confirmed states for `key`.
     ///
     /// # Errors
@@ -284,7 +373,55 @@ impl StateStore {
     /// [`StateError`] when the database fails (nothing is stored) or a state lacks
     /// its payload.
     pub fn commit(&self, key: &SyncKey, states: &[AirbyteStateMessage]) -> Result<(), StateError> {
-        self.backend.commit(key, states)
+        self.backend.commit(key, states, None)
+    }
+
+    /// [`StateStore::commit`], only while `lease` is still held with its token.
+    ///
+    /// # Errors
+    /// [`StateError::LeaseLost`] when it is not (nothing is stored), or as
+    /// [`StateStore::commit`].
+    pub fn commit_fenced(
+        &self,
+        key: &SyncKey,
+        states: &[AirbyteStateMessage],
+        lease: &Lease,
+    ) -> Result<(), StateError> {
+        self.backend.commit(key, states, Some(lease))
+    }
+
+    /// Takes the lease `name` for `holder` for `ttl`, unless another run holds it.
+    ///
+    /// # Errors
+    /// [`StateError`] when the database fails.
+    pub fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<LeaseOutcome, StateError> {
+        self.backend
+            .acquire_lease(name, holder, ttl.as_millis() as i64)
+    }
+
+    /// Extends `lease` by `ttl` from now; `None` when it was lost.
+    ///
+    /// # Errors
+    /// [`StateError`] when the database fails.
+    pub fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>, StateError> {
+        self.backend.renew_lease(lease, ttl.as_millis() as i64)
+    }
+
+    /// Gives `lease` up.
+    ///
+    /// # Errors
+    /// [`StateError`] when the database fails.
+    pub fn release_lease(&self, lease: &Lease) -> Result<(), StateError> {
+        self.backend.release_lease(lease)
     }
 
     /// The latest confirmed states for `key`.
@@ -349,8 +486,30 @@ impl StateStore {
     }
 }
 
+/// Whether `lease` may still commit, given the lease row as it is now (holder,
+/// token, expiry): only with its own token, before it runs out.
+fn check_fence(
+    lease: &Lease,
+    current: Option<(String, i64, i64)>,
+    now: i64,
+) -> Result<(), StateError> {
+    match current {
+        Some((_, token, expires_at)) if token == lease.token && expires_at > now => Ok(()),
+        Some((holder, token, _)) if token != lease.token => Err(StateError::LeaseLost {
+            name: lease.name.clone(),
+            token: lease.token,
+            taken_by: Some(holder),
+        }),
+        _ => Err(StateError::LeaseLost {
+            name: lease.name.clone(),
+            token: lease.token,
+            taken_by: None,
+        }),
+    }
+}
+
 /// Milliseconds since the Unix epoch.
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -16,7 +16,14 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 use serde_json::Value;
 
-use super::{StateBackend, StateError, StoredState, SyncKey, now_millis};
+use super::{
+    Lease, LeaseOutcome, StateBackend, StateError, StoredState, SyncKey, check_fence, now_millis,
+};
+
+/// The server's clock in milliseconds: every worker's leases are timed by one
+/// clock, whatever the workers' own clocks say.
+const SERVER_NOW: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 use crate::protocol::{AirbyteStateMessage, StateType};
 
 /// How long connecting may take.
@@ -74,6 +81,12 @@ const SCHEMA: &str = "
         state_json  TEXT NOT NULL,
         updated_at  BIGINT NOT NULL,
         PRIMARY KEY (source, destination, kind)
+    );
+    CREATE TABLE IF NOT EXISTS airlock_lease (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        token      BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS airlock_connector_config (
         connector   TEXT NOT NULL,
@@ -216,7 +229,12 @@ impl StateBackend for PostgresBackend {
         &self.id
     }
 
-    fn commit(&self, key: &SyncKey, states: &[AirbyteStateMessage]) -> Result<(), StateError> {
+    fn commit(
+        &self,
+        key: &SyncKey,
+        states: &[AirbyteStateMessage],
+        fence: Option<&Lease>,
+    ) -> Result<(), StateError> {
         // Checked before the transaction: a malformed state stores nothing.
         let mut rows = Vec::with_capacity(states.len());
         for state in states {
@@ -235,9 +253,25 @@ impl StateBackend for PostgresBackend {
             }
         }
         let key = key.clone();
-        self.call(move |client| {
+        let fence = fence.cloned();
+        let fenced_off = std::sync::Arc::new(Mutex::new(None::<StateError>));
+        let refusal = fenced_off.clone();
+        let stored = self.call(move |client| {
             let now = now_millis();
             let mut tx = client.transaction()?;
+            if let Some(lease) = &fence {
+                let server_now: i64 = tx.query_one(SERVER_NOW, &[])?.get(0);
+                let current = tx
+                    .query_opt(
+                        "SELECT holder, token, expires_at FROM airlock_lease WHERE name = $1 FOR UPDATE",
+                        &[&lease.name],
+                    )?
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)));
+                if let Err(refused) = check_fence(lease, current, server_now) {
+                    *refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(refused);
+                    return Ok(()); // dropped unfinished: rolled back
+                }
+            }
             for (kind, stream, json) in &rows {
                 match (kind, stream) {
                     (_, Some((namespace, name))) => {
@@ -268,6 +302,80 @@ impl StateBackend for PostgresBackend {
                 }
             }
             tx.commit()
+        });
+        if let Some(refused) = fenced_off.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(refused);
+        }
+        stored
+    }
+
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<LeaseOutcome, StateError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.call(move |client| {
+            let mut tx = client.transaction()?;
+            // Serialises takers of a lease that does not exist yet.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&name])?;
+            let now: i64 = tx.query_one(SERVER_NOW, &[])?.get(0);
+            let current = tx
+                .query_opt(
+                    "SELECT holder, token, expires_at FROM airlock_lease WHERE name = $1 FOR UPDATE",
+                    &[&name],
+                )?
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)));
+            if let Some((other, _, expires_at)) = &current
+                && *expires_at > now
+            {
+                return Ok(LeaseOutcome::Held {
+                    holder: other.clone(),
+                    expires_at_ms: *expires_at,
+                });
+            }
+            let token = current.map_or(1, |(_, token, _)| token + 1);
+            let expires_at = now + ttl_ms;
+            tx.execute(
+                "INSERT INTO airlock_lease VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                     token = excluded.token, expires_at = excluded.expires_at",
+                &[&name, &holder, &token, &expires_at],
+            )?;
+            tx.commit()?;
+            Ok(LeaseOutcome::Acquired(Lease {
+                name,
+                holder,
+                token,
+                expires_at_ms: expires_at,
+            }))
+        })
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<i64>, StateError> {
+        let (name, token) = (lease.name.clone(), lease.token);
+        self.call(move |client| {
+            let row = client.query_opt(
+                "UPDATE airlock_lease
+                 SET expires_at = (extract(epoch from clock_timestamp()) * 1000)::bigint + $1
+                 WHERE name = $2 AND token = $3
+                   AND expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint
+                 RETURNING expires_at",
+                &[&ttl_ms, &name, &token],
+            )?;
+            Ok(row.map(|r| r.get::<_, i64>(0)))
+        })
+    }
+
+    fn release_lease(&self, lease: &Lease) -> Result<(), StateError> {
+        let (name, token) = (lease.name.clone(), lease.token);
+        self.call(move |client| {
+            client.execute(
+                "UPDATE airlock_lease SET expires_at = 0 WHERE name = $1 AND token = $2",
+                &[&name, &token],
+            )?;
+            Ok(())
         })
     }
 

@@ -9,12 +9,14 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{StateBackend, StateError, StoredState, SyncKey, now_millis};
+use super::{
+    Lease, LeaseOutcome, StateBackend, StateError, StoredState, SyncKey, check_fence, now_millis,
+};
 use crate::protocol::{AirbyteStateMessage, StateType};
 
 /// The schema version this build writes. Older databases are migrated on open;
 /// newer ones are refused rather than misread.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// States in a SQLite file.
 #[derive(Debug)]
@@ -189,6 +191,21 @@ impl SqliteBackend {
             )
             .map_err(sql)?;
         }
+        if version < 4 {
+            // Version 4: leases, so that two runs of one sync cannot both commit.
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE IF NOT EXISTS lease (
+                     name       TEXT PRIMARY KEY,
+                     holder     TEXT NOT NULL,
+                     token      INTEGER NOT NULL,
+                     expires_at INTEGER NOT NULL
+                 );
+                 PRAGMA user_version = 4;
+                 COMMIT;",
+            )
+            .map_err(sql)?;
+        }
         let id = store_id(&conn, &path).map_err(sql)?;
         Ok(Self {
             path,
@@ -219,13 +236,28 @@ impl StateBackend for SqliteBackend {
     /// # Errors
     /// [`StateError`] when SQLite fails (nothing is stored) or a state lacks its
     /// payload.
-    fn commit(&self, key: &SyncKey, states: &[AirbyteStateMessage]) -> Result<(), StateError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+    fn commit(
+        &self,
+        key: &SyncKey,
+        states: &[AirbyteStateMessage],
+        fence: Option<&Lease>,
+    ) -> Result<(), StateError> {
+        let now = now_millis();
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(self.sql_error())?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.sql_error())?;
+        if let Some(lease) = fence {
+            let current: Option<(String, i64, i64)> = tx
+                .query_row(
+                    "SELECT holder, token, expires_at FROM lease WHERE name = ?1",
+                    params![lease.name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(self.sql_error())?;
+            check_fence(lease, current, now)?;
+        }
         for state in states {
             let json = serde_json::to_string(state).unwrap_or_default();
             match state.effective_type() {
@@ -370,5 +402,73 @@ impl StateBackend for SqliteBackend {
             .map_err(self.sql_error())?;
         }
         tx.commit().map_err(self.sql_error())
+    }
+
+    fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<LeaseOutcome, StateError> {
+        let now = now_millis();
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(self.sql_error())?;
+        let current: Option<(String, i64, i64)> = tx
+            .query_row(
+                "SELECT holder, token, expires_at FROM lease WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.sql_error())?;
+        if let Some((other, _, expires_at)) = &current
+            && *expires_at > now
+        {
+            return Ok(LeaseOutcome::Held {
+                holder: other.clone(),
+                expires_at_ms: *expires_at,
+            });
+        }
+        let token = current.map_or(1, |(_, token, _)| token + 1);
+        let expires_at = now + ttl_ms;
+        tx.execute(
+            "INSERT INTO lease VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                 token = excluded.token, expires_at = excluded.expires_at",
+            params![name, holder, token, expires_at],
+        )
+        .map_err(self.sql_error())?;
+        tx.commit().map_err(self.sql_error())?;
+        Ok(LeaseOutcome::Acquired(Lease {
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            token,
+            expires_at_ms: expires_at,
+        }))
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<i64>, StateError> {
+        let now = now_millis();
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let expires_at = now + ttl_ms;
+        let changed = conn
+            .execute(
+                "UPDATE lease SET expires_at = ?1 WHERE name = ?2 AND token = ?3 AND expires_at > ?4",
+                params![expires_at, lease.name, lease.token, now],
+            )
+            .map_err(self.sql_error())?;
+        Ok((changed == 1).then_some(expires_at))
+    }
+
+    fn release_lease(&self, lease: &Lease) -> Result<(), StateError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute(
+            "UPDATE lease SET expires_at = 0 WHERE name = ?1 AND token = ?2",
+            params![lease.name, lease.token],
+        )
+        .map_err(self.sql_error())?;
+        Ok(())
     }
 }

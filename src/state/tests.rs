@@ -295,3 +295,93 @@ fn postgres_going_away_is_a_named_error_and_the_next_commit_reconnects() {
     assert_eq!(other.id(), store.id());
     assert_eq!(other.load(&key).expect("load"), stored);
 }
+
+#[test]
+fn a_lease_is_held_by_one_run_fenced_by_its_token_and_taken_over_once_it_runs_out() {
+    use std::time::Duration;
+    for (backend, store) in stores() {
+        let key = SyncKey::new("src", "dst");
+        let ttl = Duration::from_millis(400);
+        let LeaseOutcome::Acquired(first) =
+            store.acquire_lease("s -> d", "worker-a", ttl).expect("a")
+        else {
+            panic!("{backend}: a free lease is taken");
+        };
+        assert_eq!(first.token, 1, "{backend}");
+        match store.acquire_lease("s -> d", "worker-b", ttl).expect("b") {
+            LeaseOutcome::Held { holder, .. } => assert_eq!(holder, "worker-a", "{backend}"),
+            other => panic!("{backend}: two holders at once: {other:?}"),
+        }
+        store
+            .commit_fenced(&key, &[stream_state("a", None, 1)], &first)
+            .expect("the holder commits");
+        assert!(
+            store.renew_lease(&first, ttl).expect("renew").is_some(),
+            "{backend}"
+        );
+        // The holder stops renewing (paused, cut off): the lease runs out and
+        // another worker takes it with the next token.
+        std::thread::sleep(ttl + Duration::from_millis(200));
+        let LeaseOutcome::Acquired(second) =
+            store.acquire_lease("s -> d", "worker-b", ttl).expect("b")
+        else {
+            panic!("{backend}: an expired lease is taken over");
+        };
+        assert_eq!(second.token, 2, "{backend}");
+        // The first holder wakes up: it can neither renew nor commit.
+        assert_eq!(
+            store.renew_lease(&first, ttl).expect("renew"),
+            None,
+            "{backend}"
+        );
+        let refused = store
+            .commit_fenced(&key, &[stream_state("a", None, 99)], &first)
+            .expect_err("fenced off");
+        assert!(
+            matches!(&refused, StateError::LeaseLost { taken_by: Some(h), token: 1, .. } if h == "worker-b"),
+            "{backend}: {refused}"
+        );
+        assert!(refused.to_string().contains("lost its lease"), "{refused}");
+        store
+            .commit_fenced(&key, &[stream_state("a", None, 2)], &second)
+            .expect("the new holder commits");
+        let stored = store.load(&key).expect("load");
+        assert_eq!(
+            stored.streams[0]
+                .stream
+                .as_ref()
+                .and_then(|s| s.stream_state.clone()),
+            Some(json!({"cursor": 2})),
+            "{backend}: nothing of the fenced-off commit was stored"
+        );
+        store.release_lease(&second).expect("release");
+        assert!(matches!(
+            store.acquire_lease("s -> d", "worker-c", ttl).expect("c"),
+            LeaseOutcome::Acquired(Lease { token: 3, .. })
+        ));
+    }
+}
+
+#[test]
+fn two_workers_asking_at_the_same_moment_get_one_lease() {
+    use std::time::Duration;
+    for (backend, store) in stores() {
+        let store = std::sync::Arc::new(store);
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store
+                        .acquire_lease("race", &format!("worker-{i}"), Duration::from_secs(30))
+                        .expect("ask")
+                })
+            })
+            .collect();
+        let won = handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .filter(|o| matches!(o, LeaseOutcome::Acquired(_)))
+            .count();
+        assert_eq!(won, 1, "{backend}: exactly one worker holds the lease");
+    }
+}

@@ -197,6 +197,10 @@ pub(crate) async fn run(args: SyncArgs) -> Result<ExitCode, Failure> {
         .write(&source)
         .strategy(plan.strategy)
         .force_full_refresh(plan.full_refresh)
+        .wait_for_lease(args.wait)
+        .lease_ttl(std::time::Duration::from_secs(
+            args.lease_secs.clamp(1, 86_400),
+        ))
         .options(WriteOptions {
             progress_interval: progress::interval(args.json),
             ..WriteOptions::default()

@@ -93,6 +93,7 @@ pub(crate) async fn run(args: WriteArgs) -> Result<ExitCode, Failure> {
         job = job.state(StateTarget {
             store: Arc::new(store),
             key: SyncKey::new(&args.source_name, destination.identity().await),
+            fence: None,
         });
     }
     let display = progress::Display::new(args.json);
