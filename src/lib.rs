@@ -10,7 +10,7 @@
 //! Dependencies point one way, each module using only those listed before it
 //! (`tests/layers.rs` checks it): [`home`], [`protocol`], [`config`] and the named
 //! tracing events →
-//! [`executor`] → [`registry`] → [`write`] → [`cache`] and [`state`] →
+//! [`executor`] → [`registry`] and [`sync_file`] → [`write`] → [`cache`] and [`state`] →
 //! [`source`] → [`sync`] → the destination API ([`get_destination`],
 //! [`Destination`]) → [`conformance`]. The `airlock` binary's CLI sits on top and is
 //! not part of the library.
@@ -39,6 +39,7 @@ pub mod remedy;
 pub mod source;
 pub mod state;
 pub mod sync;
+pub mod sync_file;
 pub mod write;
 
 pub use destination::{

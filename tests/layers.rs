@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("events", 2),
     ("executor", 3),
     ("registry", 4),
+    ("sync_file", 4),
     ("write", 5),
     ("state", 6),
     ("cache", 7),

@@ -4,11 +4,9 @@
 //! Owns reading CFG arguments (a file path or inline JSON), JSON Schema validation
 //! with errors that name the path, and masking of fields the spec marks
 //! `airbyte_secret`, in configs ([`redact`]) and in anything a connector says
-//! ([`SecretMask`]); and the sync file ([`sync_file`]), whose secrets are only ever
-//! references. It does not run connectors.
+//! ([`SecretMask`]). It does not run connectors.
 
 mod mask;
-pub mod sync_file;
 
 use std::collections::BTreeSet;
 use std::path::Path;

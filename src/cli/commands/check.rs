@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use airlock::config;
-use airlock::config::sync_file::SyncFile;
 use airlock::protocol::ConnectionStatus;
+use airlock::sync_file::SyncFile;
 
 use super::build_destination;
 use crate::cli::args::CheckArgs;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::path::PathBuf;
 
 use airlock::config;
-use airlock::config::sync_file::{ConnectorEntry, SyncFile};
 use airlock::executor::sandbox::SandboxPolicy;
 use airlock::registry::ExecutorOptions;
 use airlock::source::WriteStrategy;
 use airlock::state::StateStore;
+use airlock::sync_file::{ConnectorEntry, SyncFile};
 use airlock::write::WriteOptions;
 
 use crate::cli::args::{StrategyArg, SyncArgs};

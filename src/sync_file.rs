@@ -1,4 +1,4 @@
-//! A sync file: one declarative TOML file naming sources, destinations and the
+//! `sync_file`: one declarative TOML file naming sources, destinations and the
 //! syncs between them, so that a scheduler can run `airlock sync --file F NAME`
 //! anywhere.
 //!
