@@ -180,8 +180,10 @@ pub struct SyncJob<'a> {
     options: WriteOptions,
     progress: Option<Arc<Mutex<ProgressCallback>>>,
     on_config: Option<ConfigCallback>,
-    /// The run's lease on this sync, once taken (with a state cache).
-    lease: Option<Lease>,
+    /// The run's leases on this sync, once taken (with a state cache).
+    lease: Vec<Lease>,
+    /// The run covers some streams only: a GLOBAL state cannot be committed.
+    refuse_global: bool,
     lease_ttl: std::time::Duration,
     wait_for_lease: bool,
 }
@@ -189,21 +191,29 @@ pub struct SyncJob<'a> {
 /// How long a run's lease lasts unless renewed (it is renewed every third of it).
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// A lease this run holds: its renewal stops and it is given up when dropped, so
-/// an interrupted run does not keep others waiting for its lease to run out.
+/// The leases this run holds: their renewal stops and they are given up when
+/// dropped, so an interrupted run does not keep others waiting for them to run out.
 struct HeldLease {
     store: Arc<StateStore>,
-    lease: Lease,
+    leases: Vec<Lease>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for HeldLease {
     fn drop(&mut self) {
         self.renewer.abort();
-        if let Err(error) = self.store.release_lease(&self.lease) {
-            tracing::warn!("giving up the sync's lease: {error} (it runs out by itself)");
+        for lease in &self.leases {
+            if let Err(error) = self.store.release_lease(lease) {
+                tracing::warn!("giving up the sync's lease: {error} (it runs out by itself)");
+            }
         }
     }
+}
+
+/// Up to 250 ms of jitter, from the clock.
+fn fastrand_jitter() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    (RandomState::new().hash_one(std::time::SystemTime::now()) % 250) as u16
 }
 
 /// Who this process is, in a lease: host and process id.
@@ -232,7 +242,8 @@ impl<'a> SyncJob<'a> {
             options: WriteOptions::default(),
             progress: None,
             on_config: None,
-            lease: None,
+            lease: Vec::new(),
+            refuse_global: false,
             lease_ttl: DEFAULT_LEASE_TTL,
             wait_for_lease: false,
         }
@@ -373,25 +384,58 @@ impl<'a> SyncJob<'a> {
             WriteInput::ReadResult(read) => read.source_name().to_owned(),
         };
         let identity = self.destination.identity().await.to_owned();
+        let base = format!("{source_name} -> {identity}");
         let mut streams = self.streams.clone().unwrap_or_default();
         streams.sort();
-        let name = match streams.is_empty() {
-            true => format!("{source_name} -> {identity}"),
-            false => format!("{source_name} -> {identity} [{}]", streams.join(",")),
+        streams.dedup();
+        // A run of some streams leases each of them (so runs of disjoint stream
+        // sets go side by side, on any machines); a run of all leases `*`. Each
+        // side then checks the other is not running.
+        let (names, other_side) = match streams.is_empty() {
+            true => (vec![format!("{base} :: *")], format!("{base} :: ")),
+            false => (
+                streams.iter().map(|s| format!("{base} :: {s}")).collect(),
+                format!("{base} :: *"),
+            ),
         };
-        let lease = self.take_lease(&store, &name).await?;
-        self.lease = Some(lease.clone());
+        if !streams.is_empty() {
+            let stored = {
+                let (store, key) = (store.clone(), SyncKey::new(&source_name, &identity));
+                let location = store.location();
+                tokio::task::spawn_blocking(move || store.load(&key))
+                    .await
+                    .map_err(|_| {
+                        SyncError::State(StateError::Postgres {
+                            location,
+                            reason: "reading the stored states failed".into(),
+                        })
+                    })??
+            };
+            if stored.global.is_some() && !self.full_refresh {
+                return Err(SyncError::State(StateError::GlobalSplit {
+                    connector: source_name.clone(),
+                }));
+            }
+        }
+        let leases = self.take_leases(&store, &names, &other_side).await?;
+        self.lease = leases.clone();
+        self.refuse_global = !streams.is_empty();
         let renewer = {
-            let (store, lease, ttl) = (store.clone(), lease.clone(), self.lease_ttl);
+            let (store, leases, ttl) = (store.clone(), leases.clone(), self.lease_ttl);
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(ttl / 3).await;
-                    let (store, lease) = (store.clone(), lease.clone());
-                    let renewed =
-                        tokio::task::spawn_blocking(move || store.renew_lease(&lease, ttl)).await;
+                    let (store, leases) = (store.clone(), leases.clone());
+                    let renewed = tokio::task::spawn_blocking(move || {
+                        leases
+                            .iter()
+                            .map(|lease| store.renew_lease(lease, ttl))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .await;
                     match renewed {
-                        Ok(Ok(Some(_))) => {}
-                        Ok(Ok(None)) => {
+                        Ok(Ok(all)) if all.iter().all(Option::is_some) => {}
+                        Ok(Ok(_)) => {
                             tracing::warn!(
                                 "the lease on this sync was lost (it ran out or was taken over): \
                                  its next state commit will be refused"
@@ -407,57 +451,89 @@ impl<'a> SyncJob<'a> {
         // Given up however the run ends: done, failed, or dropped (Ctrl-C).
         let _held = HeldLease {
             store,
-            lease,
+            leases,
             renewer,
         };
         self.run_unleased().await
     }
 
-    /// Takes the lease `name`, or says who holds it (or waits for it).
-    async fn take_lease(&self, store: &Arc<StateStore>, name: &str) -> Result<Lease, SyncError> {
+    /// Takes the leases `names` (all or none), and checks that no lease named
+    /// `other_side…` is live (a run of all streams against runs of some); or says
+    /// who holds what is in the way, or waits for it.
+    async fn take_leases(
+        &self,
+        store: &Arc<StateStore>,
+        names: &[String],
+        other_side: &str,
+    ) -> Result<Vec<Lease>, SyncError> {
         let holder = lease_holder();
         loop {
-            let (store, name_owned, holder_owned, ttl) = (
+            let (store_, names_, holder_, ttl, side, mine) = (
                 store.clone(),
-                name.to_owned(),
+                names.to_vec(),
                 holder.clone(),
                 self.lease_ttl,
+                other_side.to_owned(),
+                names.to_vec(),
             );
-            let outcome = tokio::task::spawn_blocking(move || {
-                store.acquire_lease(&name_owned, &holder_owned, ttl)
+            let attempt = tokio::task::spawn_blocking(move || -> Result<_, StateError> {
+                let mut taken = Vec::new();
+                let release = |taken: &[Lease]| {
+                    for lease in taken {
+                        let _ = store_.release_lease(lease);
+                    }
+                };
+                for name in &names_ {
+                    match store_.acquire_lease(name, &holder_, ttl)? {
+                        LeaseOutcome::Acquired(lease) => taken.push(lease),
+                        LeaseOutcome::Held {
+                            holder,
+                            expires_at_ms,
+                        } => {
+                            release(&taken);
+                            return Ok(Err((name.clone(), holder, expires_at_ms)));
+                        }
+                    }
+                }
+                let in_the_way = store_
+                    .live_leases(&side)?
+                    .into_iter()
+                    .find(|(name, _, _)| !mine.contains(name));
+                if let Some((name, holder, expires_at_ms)) = in_the_way {
+                    release(&taken);
+                    return Ok(Err((name, holder, expires_at_ms)));
+                }
+                Ok(Ok(taken))
             })
             .await
             .map_err(|_| {
                 SyncError::State(StateError::Postgres {
-                    location: "the state store".into(),
-                    reason: "taking the lease failed".into(),
+                    location: store.location(),
+                    reason: "taking the sync's lease failed".into(),
                 })
             })??;
-            match outcome {
-                LeaseOutcome::Acquired(lease) => {
-                    tracing::debug!(lease = %lease.name, token = lease.token, "lease taken");
-                    return Ok(lease);
+            let (name, other, expires_at_ms) = match attempt {
+                Ok(leases) => {
+                    tracing::debug!(leases = leases.len(), "sync leases taken");
+                    return Ok(leases);
                 }
-                LeaseOutcome::Held {
+                Err(held) => held,
+            };
+            let left_ms = (expires_at_ms - now_millis()).max(0);
+            if !self.wait_for_lease {
+                return Err(SyncError::State(StateError::LeaseHeld {
+                    name,
                     holder: other,
-                    expires_at_ms,
-                } => {
-                    let left_ms = (expires_at_ms - now_millis()).max(0);
-                    if !self.wait_for_lease {
-                        return Err(SyncError::State(StateError::LeaseHeld {
-                            name: name.to_owned(),
-                            holder: other,
-                            secs: (left_ms + 999) / 1000,
-                        }));
-                    }
-                    tracing::info!(
-                        "waiting for sync {name}: {other} holds its lease for {} s more",
-                        (left_ms + 999) / 1000
-                    );
-                    let pause = std::time::Duration::from_millis(left_ms.clamp(200, 2000) as u64);
-                    tokio::time::sleep(pause).await;
-                }
+                    secs: (left_ms + 999) / 1000,
+                }));
             }
+            tracing::info!(
+                "waiting for sync {name}: {other} holds its lease for {} s more",
+                (left_ms + 999) / 1000
+            );
+            // Jittered, so two runs that backed off from each other do not meet again.
+            let pause = left_ms.clamp(200, 2000) as u64 + u64::from(fastrand_jitter());
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
     }
 
@@ -778,6 +854,7 @@ impl<'a> SyncJob<'a> {
                 store: store.clone(),
                 key: key.clone(),
                 fence: self.lease.clone(),
+                refuse_global: self.refuse_global,
             });
         }
         if let Some(progress) = self.progress.clone() {

@@ -246,3 +246,68 @@ fn a_paused_holder_that_lost_its_lease_is_fenced_off_when_it_wakes() {
         "nothing the first run sent after losing its lease was committed"
     );
 }
+
+/// Fan-out by stream: runs of disjoint stream sets of one source and destination
+/// go side by side (each stream its own lease, their states merged in one
+/// store); a run of all streams waits for none of them and is refused.
+#[test]
+fn disjoint_stream_sets_run_at_once_and_a_run_of_all_streams_is_kept_out() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("state.db");
+    let state = db.to_str().unwrap().to_owned();
+    let throttled =
+        r#"{"test_destination":{"test_destination_type":"THROTTLED","millis_per_record":5}}"#;
+    let silent = r#"{"test_destination":{"test_destination_type":"SILENT"}}"#;
+    let config = r#"{"count": 300, "seed": 1}"#;
+    let run = |streams: Option<&str>, destination: &str| {
+        let mut cmd = sb.airlock();
+        cmd.args([
+            "sync",
+            "--source",
+            "source-faker",
+            "--source-config",
+            config,
+            "--destination",
+            "destination-dev-null",
+            "--destination-config",
+            destination,
+            "--destination-id",
+            "one-destination",
+            "--state-db",
+            &state,
+            "--no-cache",
+            "--json",
+        ]);
+        if let Some(streams) = streams {
+            cmd.args(["--streams", streams]);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    };
+    let users = run(Some("users"), throttled).spawn().expect("users");
+    wait_for_lease(&db);
+    let products = run(Some("products"), silent).output().expect("products");
+    assert_eq!(
+        products.status.code(),
+        Some(0),
+        "a disjoint stream set runs beside it: {}",
+        String::from_utf8_lossy(&products.stderr)
+    );
+    let all = run(None, silent).output().expect("all");
+    let stderr = String::from_utf8_lossy(&all.stderr);
+    assert_ne!(all.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(":: users") && stderr.contains("is already running"), "{stderr}");
+    let overlap = run(Some("users,purchases"), silent).output().expect("overlap");
+    let stderr = String::from_utf8_lossy(&overlap.stderr);
+    assert_ne!(overlap.status.code(), Some(0), "an overlapping set is kept out: {stderr}");
+    let out = users.wait_with_output().expect("users");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let streams: Vec<String> = stored_states(&db)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    assert!(
+        streams.iter().any(|k| k.contains("users")) && streams.iter().any(|k| k.contains("products")),
+        "both runs' states are in the one store: {streams:?}"
+    );
+}

@@ -43,15 +43,27 @@ pub struct StateTarget {
     pub store: std::sync::Arc<StateStore>,
     /// The source → destination pair.
     pub key: SyncKey,
-    /// The run's lease, checked inside every commit (see [`Lease`]).
-    pub fence: Option<Lease>,
+    /// The run's leases, each checked inside every commit (see [`Lease`]).
+    pub fence: Vec<Lease>,
+    /// The run syncs some of the source's streams only: a GLOBAL (CDC) state,
+    /// which covers every stream, cannot be committed by it.
+    pub refuse_global: bool,
 }
 
 impl Checkpoints for StateTarget {
     fn commit(&self, states: &[AirbyteStateMessage]) -> Result<(), CheckpointError> {
+        if self.refuse_global
+            && states
+                .iter()
+                .any(|s| s.effective_type() == StateType::Global)
+        {
+            return Err(CheckpointError(Box::new(StateError::GlobalSplit {
+                connector: self.key.source.clone(),
+            })));
+        }
         self.store
             .backend
-            .commit(&self.key, states, self.fence.as_ref())
+            .commit(&self.key, states, &self.fence)
             .map_err(|e| CheckpointError(Box::new(e)))
     }
 }
@@ -114,6 +126,15 @@ pub enum StateError {
         token: i64,
         /// Who holds it now, if anyone.
         taken_by: Option<String>,
+    },
+    /// A run of some streams met a GLOBAL state, which covers all of them.
+    #[error(
+        "source {connector} keeps a GLOBAL (CDC) state, which covers all its streams: they \
+         cannot be synced apart; sync all of its streams in one run (no --streams)"
+    )]
+    GlobalSplit {
+        /// The source.
+        connector: String,
     },
     /// PostgreSQL failed, or cannot be reached.
     #[error("state database {location}: {reason}")]
@@ -252,7 +273,7 @@ pub trait StateBackend: std::fmt::Debug + Send + Sync {
         &self,
         key: &SyncKey,
         states: &[AirbyteStateMessage],
-        fence: Option<&Lease>,
+        fence: &[Lease],
     ) -> Result<(), StateError>;
     /// Takes the lease `name` for `holder` for `ttl_ms`, unless another holder's
     /// lease on it is still running; a new holder gets the next fencing token.
@@ -271,6 +292,12 @@ pub trait StateBackend: std::fmt::Debug + Send + Sync {
     /// # Errors
     /// [`StateError`].
     fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<i64>, StateError>;
+    /// The leases whose name starts with `prefix` that have not run out: name,
+    /// holder, expiry (ms).
+    ///
+    /// # Errors
+    /// [`StateError`].
+    fn live_leases(&self, prefix: &str) -> Result<Vec<(String, String, i64)>, StateError>;
     /// Gives `lease` up (when it is still that token's): it runs out at once, and
     /// keeps its token, so that tokens only ever grow.
     ///
@@ -373,7 +400,7 @@ impl StateStore {
     /// [`StateError`] when the database fails (nothing is stored) or a state lacks
     /// its payload.
     pub fn commit(&self, key: &SyncKey, states: &[AirbyteStateMessage]) -> Result<(), StateError> {
-        self.backend.commit(key, states, None)
+        self.backend.commit(key, states, &[])
     }
 
     /// [`StateStore::commit`], only while `lease` is still held with its token.
@@ -387,7 +414,8 @@ impl StateStore {
         states: &[AirbyteStateMessage],
         lease: &Lease,
     ) -> Result<(), StateError> {
-        self.backend.commit(key, states, Some(lease))
+        self.backend
+            .commit(key, states, std::slice::from_ref(lease))
     }
 
     /// Takes the lease `name` for `holder` for `ttl`, unless another run holds it.
@@ -414,6 +442,14 @@ impl StateStore {
         ttl: std::time::Duration,
     ) -> Result<Option<i64>, StateError> {
         self.backend.renew_lease(lease, ttl.as_millis() as i64)
+    }
+
+    /// The leases named `prefix…` that have not run out: name, holder, expiry.
+    ///
+    /// # Errors
+    /// [`StateError`] when the database fails.
+    pub fn live_leases(&self, prefix: &str) -> Result<Vec<(String, String, i64)>, StateError> {
+        self.backend.live_leases(prefix)
     }
 
     /// Gives `lease` up.

@@ -233,7 +233,7 @@ impl StateBackend for PostgresBackend {
         &self,
         key: &SyncKey,
         states: &[AirbyteStateMessage],
-        fence: Option<&Lease>,
+        fence: &[Lease],
     ) -> Result<(), StateError> {
         // Checked before the transaction: a malformed state stores nothing.
         let mut rows = Vec::with_capacity(states.len());
@@ -253,14 +253,17 @@ impl StateBackend for PostgresBackend {
             }
         }
         let key = key.clone();
-        let fence = fence.cloned();
+        let fence = fence.to_vec();
         let fenced_off = std::sync::Arc::new(Mutex::new(None::<StateError>));
         let refusal = fenced_off.clone();
         let stored = self.call(move |client| {
             let now = now_millis();
             let mut tx = client.transaction()?;
-            if let Some(lease) = &fence {
-                let server_now: i64 = tx.query_one(SERVER_NOW, &[])?.get(0);
+            let server_now: i64 = match fence.is_empty() {
+                true => 0,
+                false => tx.query_one(SERVER_NOW, &[])?.get(0),
+            };
+            for lease in &fence {
                 let current = tx
                     .query_opt(
                         "SELECT holder, token, expires_at FROM airlock_lease WHERE name = $1 FOR UPDATE",
@@ -365,6 +368,28 @@ impl StateBackend for PostgresBackend {
                 &[&ttl_ms, &name, &token],
             )?;
             Ok(row.map(|r| r.get::<_, i64>(0)))
+        })
+    }
+
+    fn live_leases(&self, prefix: &str) -> Result<Vec<(String, String, i64)>, StateError> {
+        let prefix = prefix.to_owned();
+        self.call(move |client| {
+            let rows = client.query(
+                "SELECT name, holder, expires_at FROM airlock_lease
+                 WHERE expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint",
+                &[],
+            )?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, i64>(2),
+                    )
+                })
+                .filter(|(name, _, _)| name.starts_with(&prefix))
+                .collect())
         })
     }
 

@@ -240,14 +240,14 @@ impl StateBackend for SqliteBackend {
         &self,
         key: &SyncKey,
         states: &[AirbyteStateMessage],
-        fence: Option<&Lease>,
+        fence: &[Lease],
     ) -> Result<(), StateError> {
         let now = now_millis();
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(self.sql_error())?;
-        if let Some(lease) = fence {
+        for lease in fence {
             let current: Option<(String, i64, i64)> = tx
                 .query_row(
                     "SELECT holder, token, expires_at FROM lease WHERE name = ?1",
@@ -460,6 +460,26 @@ impl StateBackend for SqliteBackend {
             )
             .map_err(self.sql_error())?;
         Ok((changed == 1).then_some(expires_at))
+    }
+
+    fn live_leases(&self, prefix: &str) -> Result<Vec<(String, String, i64)>, StateError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut query = conn
+            .prepare("SELECT name, holder, expires_at FROM lease WHERE expires_at > ?1")
+            .map_err(self.sql_error())?;
+        let rows = query
+            .query_map(params![now_millis()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(self.sql_error())?;
+        let mut live = Vec::new();
+        for row in rows {
+            let row: (String, String, i64) = row.map_err(self.sql_error())?;
+            if row.0.starts_with(prefix) {
+                live.push(row);
+            }
+        }
+        Ok(live)
     }
 
     fn release_lease(&self, lease: &Lease) -> Result<(), StateError> {

@@ -385,3 +385,26 @@ fn two_workers_asking_at_the_same_moment_get_one_lease() {
         assert_eq!(won, 1, "{backend}: exactly one worker holds the lease");
     }
 }
+
+#[test]
+fn a_run_of_some_streams_cannot_commit_a_global_state() {
+    use crate::write::Checkpoints;
+    let store = std::sync::Arc::new(StateStore::open_in_memory().expect("open"));
+    let target = StateTarget {
+        store: store.clone(),
+        key: SyncKey::new("source-cdc", "dst"),
+        fence: Vec::new(),
+        refuse_global: true,
+    };
+    let global: AirbyteStateMessage = serde_json::from_value(json!({
+        "type": "GLOBAL",
+        "global": {"shared_state": {"lsn": 1}, "stream_states": []}
+    }))
+    .expect("global");
+    let error = target.commit(&[global]).expect_err("refused").0.to_string();
+    assert!(error.contains("cannot be synced apart"), "{error}");
+    assert!(store.load(&SyncKey::new("source-cdc", "dst")).expect("load").is_empty());
+    target
+        .commit(&[stream_state("users", None, 1)])
+        .expect("a STREAM state is fine");
+}

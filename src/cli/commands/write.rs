@@ -93,7 +93,8 @@ pub(crate) async fn run(args: WriteArgs) -> Result<ExitCode, Failure> {
         job = job.state(StateTarget {
             store: Arc::new(store),
             key: SyncKey::new(&args.source_name, destination.identity().await),
-            fence: None,
+            fence: Vec::new(),
+            refuse_global: false,
         });
     }
     let display = progress::Display::new(args.json);
