@@ -296,18 +296,30 @@ fn disjoint_stream_sets_run_at_once_and_a_run_of_all_streams_is_kept_out() {
     let all = run(None, silent).output().expect("all");
     let stderr = String::from_utf8_lossy(&all.stderr);
     assert_ne!(all.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains(":: users") && stderr.contains("is already running"), "{stderr}");
-    let overlap = run(Some("users,purchases"), silent).output().expect("overlap");
-    let stderr = String::from_utf8_lossy(&overlap.stderr);
-    assert_ne!(overlap.status.code(), Some(0), "an overlapping set is kept out: {stderr}");
-    let out = users.wait_with_output().expect("users");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let streams: Vec<String> = stored_states(&db)
-        .into_iter()
-        .map(|(key, _)| key)
-        .collect();
     assert!(
-        streams.iter().any(|k| k.contains("users")) && streams.iter().any(|k| k.contains("products")),
+        stderr.contains(":: users") && stderr.contains("is already running"),
+        "{stderr}"
+    );
+    let overlap = run(Some("users,purchases"), silent)
+        .output()
+        .expect("overlap");
+    let stderr = String::from_utf8_lossy(&overlap.stderr);
+    assert_ne!(
+        overlap.status.code(),
+        Some(0),
+        "an overlapping set is kept out: {stderr}"
+    );
+    let out = users.wait_with_output().expect("users");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let streams: Vec<String> = stored_states(&db).into_iter().map(|(key, _)| key).collect();
+    assert!(
+        streams.iter().any(|k| k.contains("users"))
+            && streams.iter().any(|k| k.contains("products")),
         "both runs' states are in the one store: {streams:?}"
     );
 }

@@ -201,3 +201,126 @@ allow_net = ["{host}:{port}"]
     assert!(!run.stdout.contains("password"), "{}", run.stdout);
     assert!(!run.stderr.contains("password"), "{}", run.stderr);
 }
+
+/// `airlock k8s job` prints Jobs that parse back into the typed Kubernetes Job and
+/// carry what a run needs. No cluster is reachable here: this checks the
+/// manifests, not a run on Kubernetes.
+#[test]
+fn k8s_jobs_parse_back_into_typed_jobs_and_carry_the_sync() {
+    use k8s_openapi::api::batch::v1::Job;
+    let sb = Sandbox::new();
+    let file = sb.file(
+        "syncs.toml",
+        r#"[sources.faker]
+connector = "source-faker"
+config = { count = 1000 }
+[destinations.pg]
+connector = "destination-postgres"
+config = { host = "db", port = 5432, database = "dw", username = "loader", schema = "raw" }
+secrets = { password = { file = "/run/secrets/dw/password" }, "tunnel.token" = { env = "TUNNEL_TOKEN" } }
+[syncs.faker-to-pg]
+source = "faker"
+destination = "pg"
+streams = ["users", "purchases"]
+schedule = "0 * * * *"
+state = "postgres://airlock@db/airlock"
+[syncs.faker-to-pg.sandbox]
+memory_limit_mib = 512
+deadline_secs = 3600
+"#,
+    );
+    let jobs = |extra: &[&str]| -> Vec<Job> {
+        let mut args = vec![
+            "k8s",
+            "job",
+            "--file",
+            file.to_str().unwrap(),
+            "faker-to-pg",
+        ];
+        args.extend_from_slice(extra);
+        let run = sb.run(&args, None);
+        run.expect_code(0);
+        let list: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+        assert_eq!(list["kind"], "List");
+        serde_json::from_value(list["items"].clone()).expect("typed Jobs")
+    };
+    let one = jobs(&[]);
+    assert_eq!(one.len(), 1);
+    let job = &one[0];
+    assert_eq!(job.metadata.name.as_deref(), Some("airlock-faker-to-pg"));
+    let spec = job.spec.as_ref().expect("spec");
+    assert_eq!(spec.backoff_limit, Some(3));
+    assert_eq!(spec.active_deadline_seconds, Some(3600));
+    let pod = spec.template.spec.as_ref().expect("pod");
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let container = &pod.containers[0];
+    let args = container.args.as_ref().expect("args");
+    assert_eq!(
+        args[..4],
+        ["sync", "--file", "/etc/airlock/syncs.toml", "faker-to-pg"].map(String::from)
+    );
+    assert!(
+        args.ends_with(&["--state-db".into(), "$(AIRLOCK_STATE_DB)".into()]),
+        "{args:?}"
+    );
+    let env = container.env.as_ref().expect("env");
+    let from_secret = |name: &str| {
+        env.iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .map(|r| (r.name.clone(), r.key.clone()))
+    };
+    assert_eq!(
+        from_secret("TUNNEL_TOKEN"),
+        Some(("airlock-secrets".into(), "TUNNEL_TOKEN".into()))
+    );
+    assert_eq!(
+        from_secret("AIRLOCK_STATE_DB"),
+        Some(("airlock-secrets".into(), "state-db".into()))
+    );
+    let mounts = container.volume_mounts.as_ref().expect("mounts");
+    assert!(mounts.iter().any(|m| m.mount_path == "/etc/airlock"));
+    assert!(mounts.iter().any(|m| m.mount_path == "/run/secrets/dw"));
+    let limits = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.limits.as_ref())
+        .expect("limits");
+    assert_eq!(
+        limits["memory"].0, "768Mi",
+        "the sandbox's 512 MiB and airlock's own"
+    );
+
+    let fanned = jobs(&["--fan-out", "streams"]);
+    let names: Vec<_> = fanned
+        .iter()
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["airlock-faker-to-pg-users", "airlock-faker-to-pg-purchases"]
+    );
+    let streams: Vec<_> = fanned
+        .iter()
+        .map(|j| {
+            let args = j
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .args
+                .clone()
+                .unwrap();
+            let at = args
+                .iter()
+                .position(|a| a == "--streams")
+                .expect("--streams");
+            args[at + 1].clone()
+        })
+        .collect();
+    assert_eq!(streams, ["users", "purchases"]);
+}

@@ -82,6 +82,9 @@ pub enum Command {
     /// For plugin authors: create a destination crate, run the conformance suite.
     #[command(subcommand)]
     Plugin(super::commands::plugin::PluginCommand),
+    /// Kubernetes: print Job manifests that run a sync of a sync file.
+    #[command(subcommand)]
+    K8s(super::commands::k8s::K8sCommand),
 }
 
 /// `airlock docker …`.

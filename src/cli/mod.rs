@@ -64,6 +64,7 @@ async fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Write(args) => commands::write::run(args).await,
         Command::Sync(args) => commands::sync::run(args).await,
         Command::Docker(command) => commands::docker::run(command).await,
+        Command::K8s(command) => commands::k8s::run(command),
         Command::Bench(args) => commands::bench::run(args)
             .await
             .map(|()| ExitCode::SUCCESS)

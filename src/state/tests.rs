@@ -403,7 +403,12 @@ fn a_run_of_some_streams_cannot_commit_a_global_state() {
     .expect("global");
     let error = target.commit(&[global]).expect_err("refused").0.to_string();
     assert!(error.contains("cannot be synced apart"), "{error}");
-    assert!(store.load(&SyncKey::new("source-cdc", "dst")).expect("load").is_empty());
+    assert!(
+        store
+            .load(&SyncKey::new("source-cdc", "dst"))
+            .expect("load")
+            .is_empty()
+    );
     target
         .commit(&[stream_state("users", None, 1)])
         .expect("a STREAM state is fine");

@@ -5,6 +5,7 @@ pub(crate) mod bench;
 pub(crate) mod check;
 pub(crate) mod discover;
 pub(crate) mod docker;
+pub(crate) mod k8s;
 pub(crate) mod plugin;
 pub(crate) mod spec;
 pub(crate) mod sync;
