@@ -323,3 +323,83 @@ fn disjoint_stream_sets_run_at_once_and_a_run_of_all_streams_is_kept_out() {
         "both runs' states are in the one store: {streams:?}"
     );
 }
+
+/// The holder is SIGKILLed: its lease stays until it runs out, then the next run
+/// takes the sync over, resumes from the last confirmed state, and every record
+/// arrives (at least once).
+#[test]
+fn a_killed_holder_is_replaced_once_its_lease_runs_out_and_every_record_arrives() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("state.db");
+    let root = sb.path().join("root");
+    let run = |extra: &[&str]| {
+        let mut cmd = sb.airlock();
+        cmd.args([
+            "sync",
+            "--source",
+            "source-faker",
+            "--source-config",
+            r#"{"count": 2000, "seed": 3}"#,
+            "--destination",
+            "destination-local-json",
+            "--destination-config",
+            r#"{"destination_path":"/local/out"}"#,
+            "--streams",
+            "users",
+            "--state-db",
+            db.to_str().unwrap(),
+            "--local-root",
+            root.to_str().unwrap(),
+            "--no-cache",
+            "--lease-secs",
+            "2",
+            "--json",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    };
+    // The holder is killed as soon as its first state is stored.
+    let mut first = run(&[]).spawn().expect("spawn");
+    let started = std::time::Instant::now();
+    while stored_states_or_empty(&db).is_empty() {
+        assert!(started.elapsed().as_secs() < 30, "no state was stored");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    first.kill().expect("SIGKILL the holder");
+    first.wait().expect("reap");
+    let refused = run(&[]).output().expect("too early");
+    let finished_before_kill = refused.status.code() == Some(0);
+    if !finished_before_kill {
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("is already running"), "{stderr}");
+    }
+    let waited = run(&["--wait"]).output().expect("takes over");
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let rows = std::fs::read_to_string(root.join("out/_airbyte_raw_users.jsonl")).expect("rows");
+    let ids: std::collections::BTreeSet<i64> = rows
+        .lines()
+        .map(|l| {
+            let row: serde_json::Value = serde_json::from_str(l).expect("row");
+            row["_airbyte_data"]["id"].as_i64().expect("id")
+        })
+        .collect();
+    assert_eq!(ids.len(), 2000, "every user arrived");
+}
+
+/// The stored states, or none while the database has no table yet.
+fn stored_states_or_empty(db: &std::path::Path) -> Vec<String> {
+    rusqlite::Connection::open(db)
+        .and_then(|c| {
+            let mut q = c.prepare("SELECT stream FROM stream_state")?;
+            let rows = q.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .unwrap_or_default()
+}
