@@ -49,6 +49,11 @@ pub struct BenchArgs {
     /// local-json, with the read cache on and off.
     #[arg(long)]
     pub sync: bool,
+    /// Measure the state store instead: the latency of one commit of a confirmed
+    /// state (as the write loop makes it), SQLite against the PostgreSQL at this
+    /// URL when given. `--records` commits each.
+    #[arg(long, value_name = "POSTGRES_URL", num_args = 0..=1, default_missing_value = "")]
+    pub state_commits: Option<String>,
 }
 
 /// Records between two STATE messages in the synthetic input.
@@ -486,6 +491,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.sync {
         return run_sync(&args).await;
     }
+    if let Some(url) = &args.state_commits {
+        return state_commits(args.records.min(100_000), url, args.json);
+    }
     let input = synthetic_input(args.records);
     let dev_null = args.dev_null.clone().or_else(|| native_plugin("destination-dev-null")).context(
         "no destination-dev-null binary found; build it (cargo build --release -p destination-dev-null) or pass --dev-null PATH",
@@ -698,3 +706,59 @@ pub fn print_table(rows: &[CaseResult], json: bool) {
         );
     }
 }
+
+/// `--state-commits`: per-commit latency of the state stores (median and 99th
+/// percentile), each commit one STREAM state, fenced by a lease as a sync's are.
+fn state_commits(commits: u64, pg_url: &str, json: bool) -> anyhow::Result<()> {
+    use airlock::protocol::{AirbyteStateMessage, StreamDescriptor};
+    use airlock::state::{LeaseOutcome, StateStore, SyncKey};
+    let scratch = tempfile::tempdir()?;
+    let mut stores = vec![(
+        "SQLite (WAL, synchronous=NORMAL), local file".to_owned(),
+        StateStore::open(scratch.path().join("state.db"))?,
+    )];
+    if !pg_url.is_empty() {
+        stores.push((
+            format!("PostgreSQL, {}", StateStore::connect(pg_url)?.location()),
+            StateStore::connect(pg_url)?,
+        ));
+    }
+    for (name, store) in stores {
+        let key = SyncKey::new("bench-source", format!("bench-{}", std::process::id()));
+        let LeaseOutcome::Acquired(lease) = store.acquire_lease(
+            &format!("bench {}", std::process::id()),
+            "bench",
+            std::time::Duration::from_secs(600),
+        )?
+        else {
+            anyhow::bail!("the bench's lease is held");
+        };
+        let mut times = Vec::with_capacity(commits as usize);
+        for i in 0..commits.max(1) {
+            let state = AirbyteStateMessage::stream(
+                StreamDescriptor::new("users"),
+                json!({"cursor": i, "updated_at": "2026-12-07T00:00:00Z"}),
+            );
+            let started = Instant::now();
+            store.commit_fenced(&key, std::slice::from_ref(&state), &lease)?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        store.release_lease(&lease)?;
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let p99 = times[(times.len() * 99 / 100).min(times.len() - 1)];
+        if json {
+            println!(
+                "{}",
+                json!({"case": name, "commits": times.len(), "median_ms": median, "p99_ms": p99})
+            );
+        } else {
+            println!(
+                "{name}: {} commits, median {median:.3} ms, p99 {p99:.3} ms",
+                times.len()
+            );
+        }
+    }
+    Ok(())
+}
+
