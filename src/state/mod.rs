@@ -522,6 +522,32 @@ impl StateStore {
     }
 }
 
+/// What a taker of lease `name` gets, given its row as it is now (holder, token,
+/// expiry): the other holder's lease while it runs (`Err`), else a new lease with
+/// the next token.
+fn next_lease(
+    name: &str,
+    holder: &str,
+    current: Option<(String, i64, i64)>,
+    now: i64,
+    ttl_ms: i64,
+) -> Result<Lease, LeaseOutcome> {
+    if let Some((other, _, expires_at)) = &current
+        && *expires_at > now
+    {
+        return Err(LeaseOutcome::Held {
+            holder: other.clone(),
+            expires_at_ms: *expires_at,
+        });
+    }
+    Ok(Lease {
+        name: name.to_owned(),
+        holder: holder.to_owned(),
+        token: current.map_or(1, |(_, token, _)| token + 1),
+        expires_at_ms: now + ttl_ms,
+    })
+}
+
 /// Whether `lease` may still commit, given the lease row as it is now (holder,
 /// token, expiry): only with its own token, before it runs out.
 fn check_fence(

@@ -17,7 +17,8 @@ use postgres::{Client, NoTls};
 use serde_json::Value;
 
 use super::{
-    Lease, LeaseOutcome, StateBackend, StateError, StoredState, SyncKey, check_fence, now_millis,
+    Lease, LeaseOutcome, StateBackend, StateError, StoredState, SyncKey, check_fence, next_lease,
+    now_millis,
 };
 
 /// The server's clock in milliseconds: every worker's leases are timed by one
@@ -330,29 +331,18 @@ impl StateBackend for PostgresBackend {
                     &[&name],
                 )?
                 .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)));
-            if let Some((other, _, expires_at)) = &current
-                && *expires_at > now
-            {
-                return Ok(LeaseOutcome::Held {
-                    holder: other.clone(),
-                    expires_at_ms: *expires_at,
-                });
-            }
-            let token = current.map_or(1, |(_, token, _)| token + 1);
-            let expires_at = now + ttl_ms;
+            let lease = match next_lease(&name, &holder, current, now, ttl_ms) {
+                Ok(lease) => lease,
+                Err(held) => return Ok(held),
+            };
             tx.execute(
                 "INSERT INTO airlock_lease VALUES ($1, $2, $3, $4)
                  ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
                      token = excluded.token, expires_at = excluded.expires_at",
-                &[&name, &holder, &token, &expires_at],
+                &[&lease.name, &lease.holder, &lease.token, &lease.expires_at_ms],
             )?;
             tx.commit()?;
-            Ok(LeaseOutcome::Acquired(Lease {
-                name,
-                holder,
-                token,
-                expires_at_ms: expires_at,
-            }))
+            Ok(LeaseOutcome::Acquired(lease))
         })
     }
 

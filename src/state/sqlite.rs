@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    Lease, LeaseOutcome, StateBackend, StateError, StoredState, SyncKey, check_fence, now_millis,
+    Lease, LeaseOutcome, StateBackend, StateError, StoredState, SyncKey, check_fence, next_lease,
+    now_millis,
 };
 use crate::protocol::{AirbyteStateMessage, StateType};
 
@@ -423,30 +424,19 @@ impl StateBackend for SqliteBackend {
             )
             .optional()
             .map_err(self.sql_error())?;
-        if let Some((other, _, expires_at)) = &current
-            && *expires_at > now
-        {
-            return Ok(LeaseOutcome::Held {
-                holder: other.clone(),
-                expires_at_ms: *expires_at,
-            });
-        }
-        let token = current.map_or(1, |(_, token, _)| token + 1);
-        let expires_at = now + ttl_ms;
+        let lease = match next_lease(name, holder, current, now, ttl_ms) {
+            Ok(lease) => lease,
+            Err(held) => return Ok(held),
+        };
         tx.execute(
             "INSERT INTO lease VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
                  token = excluded.token, expires_at = excluded.expires_at",
-            params![name, holder, token, expires_at],
+            params![lease.name, lease.holder, lease.token, lease.expires_at_ms],
         )
         .map_err(self.sql_error())?;
         tx.commit().map_err(self.sql_error())?;
-        Ok(LeaseOutcome::Acquired(Lease {
-            name: name.to_owned(),
-            holder: holder.to_owned(),
-            token,
-            expires_at_ms: expires_at,
-        }))
+        Ok(LeaseOutcome::Acquired(lease))
     }
 
     fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<i64>, StateError> {

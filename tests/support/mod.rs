@@ -347,15 +347,9 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let target = root().join("target/test-plugins");
     BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(root())
-            .args([
-                "build",
-                "--profile",
-                "fixture",
-                "--target",
-                "wasm32-wasip2",
+        build_wasm_fixtures(
+            &target,
+            &[
                 "-p",
                 "test-adversary",
                 "-p",
@@ -370,18 +364,8 @@ pub fn wasm_artifact(file: &str) -> PathBuf {
                 "destination-csv",
                 "-p",
                 "destination-postgres",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("run cargo build for the wasm test fixtures");
-        assert!(
-            status.success(),
-            "building the wasm test fixtures failed (is the wasm32-wasip2 target installed?)"
-        );
+            ],
+        )
     });
     let path = target.join("wasm32-wasip2/fixture").join(file);
     assert!(path.is_file(), "{} was not built", path.display());
@@ -396,15 +380,9 @@ pub fn wasm_artifact_v0_1(file: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let target = root().join("target/test-plugins-v0-1");
     BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(root())
-            .args([
-                "build",
-                "--profile",
-                "fixture",
-                "--target",
-                "wasm32-wasip2",
+        build_wasm_fixtures(
+            &target,
+            &[
                 "--lib",
                 "-p",
                 "destination-dev-null",
@@ -412,19 +390,33 @@ pub fn wasm_artifact_v0_1(file: &str) -> PathBuf {
                 "destination-local-json",
                 "--features",
                 "airlock-plugin-sdk/abi-v0-1",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .expect("run cargo build for the 0.1.0 wasm fixtures");
-        assert!(status.success(), "building the 0.1.0 wasm fixtures failed");
+            ],
+        )
     });
     let path = target.join("wasm32-wasip2/fixture").join(file);
     assert!(path.is_file(), "{} was not built", path.display());
     path
+}
+
+/// `cargo build --profile fixture --target wasm32-wasip2 ARGS` into `target`,
+/// without the outer build's settings.
+fn build_wasm_fixtures(target: &Path, args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args(["build", "--profile", "fixture", "--target", "wasm32-wasip2"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(target)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("run cargo build for the wasm test fixtures");
+    assert!(
+        status.success(),
+        "building the wasm test fixtures failed (is the wasm32-wasip2 target installed?)"
+    );
 }
 
 /// Whether a Docker engine answers (`DOCKER_HOST` or the default socket). With

@@ -761,4 +761,3 @@ fn state_commits(commits: u64, pg_url: &str, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
