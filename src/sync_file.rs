@@ -24,8 +24,9 @@
 //! strategy = "append"            # auto (default), append, replace, merge
 //! schedule = "0 * * * *"         # a hint for the scheduler; airlock does not act on it
 //! state = "/var/lib/airlock/state.db"   # default: $AIRLOCK_HOME/state.db; "none";
-//!                                # or postgres://user:password@host/db (shown
-//!                                # without its password)
+//!                                # or postgres://user@host/db: a URL with a password is
+//!                                # a secret, so name where it is instead:
+//! # state_secret = { env = "AIRLOCK_STATE_DB" }   # (or { file = "PATH" })
 //! cache = "none"                 # default: $AIRLOCK_HOME/cache/default.sqlite; or a path
 //! [syncs.faker-to-dw.sandbox]    # the sandbox policy file's keys
 //! memory_limit_mib = 512
@@ -56,13 +57,14 @@ const CONNECTOR_KEYS: [&str; 9] = [
 ];
 
 /// Keys a sync entry may have.
-const SYNC_KEYS: [&str; 10] = [
+const SYNC_KEYS: [&str; 11] = [
     "source",
     "destination",
     "streams",
     "strategy",
     "schedule",
     "state",
+    "state_secret",
     "cache",
     "full_refresh",
     "destination_id",
@@ -155,6 +157,10 @@ pub struct SyncEntry {
     /// The state database: a path, or "none" (default: `$AIRLOCK_HOME/state.db`).
     #[serde(default)]
     pub state: Option<String>,
+    /// Where the state database's URL is, when it holds a password (instead of
+    /// `state`).
+    #[serde(default)]
+    pub state_secret: Option<SecretRef>,
     /// The read cache: a path, or "none" for no cache (default: the home's cache).
     #[serde(default)]
     pub cache: Option<String>,
@@ -323,15 +329,6 @@ fn inline_secrets(
     what: &str,
     referenced: &BTreeMap<String, SecretRef>,
 ) {
-    const HINTS: [&str; 7] = [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "private_key",
-    ];
     for (key, value) in table {
         let name = key.get_ref().as_ref();
         let path = if prefix.is_empty() {
@@ -343,7 +340,11 @@ fn inline_secrets(
             DeValue::Table(inner) => inline_secrets(checker, inner, &path, what, referenced),
             DeValue::String(_) => {
                 let lower = name.to_ascii_lowercase();
-                if HINTS.iter().any(|h| lower.contains(h)) && !referenced.contains_key(&path) {
+                if crate::config::SECRET_HINTS
+                    .iter()
+                    .any(|h| lower.contains(h))
+                    && !referenced.contains_key(&path)
+                {
                     checker.add(
                         value.span().start,
                         format!(
@@ -519,7 +520,39 @@ impl SyncFile {
             {
                 checker.add(at("sandbox"), format!("{what}.sandbox: {e}"));
             }
+            if entry.state.is_some() && entry.state_secret.is_some() {
+                checker.add(
+                    at("state_secret"),
+                    format!("{what}: give `state` or `state_secret`, not both"),
+                );
+            }
+            if let Some(reference) = &entry.state_secret {
+                let line = checker.line(at("state_secret"));
+                if reference.env.is_some() == reference.file.is_some() {
+                    checker.add(
+                        at("state_secret"),
+                        format!(
+                            "{what}: state_secret must be {{ env = \"VAR\" }} or {{ file = \"PATH\" }}, exactly one"
+                        ),
+                    );
+                }
+                file.secret_lines
+                    .insert((what.clone(), "state_secret".into()), line);
+            }
             if let Some(state) = &entry.state
+                && let Some((_, rest)) = state.split_once("://")
+                && rest
+                    .split_once('@')
+                    .is_some_and(|(auth, _)| auth.contains(':'))
+            {
+                checker.add(
+                    at("state"),
+                    format!(
+                        "{what}: the state URL holds a password inline; put the URL where a \
+                         reference points: state_secret = {{ env = \"VAR\" }} (or {{ file = \"PATH\" }})"
+                    ),
+                );
+            } else if let Some(state) = &entry.state
                 && state.contains("://")
                 && !state.starts_with("postgres://")
                 && !state.starts_with("postgresql://")
@@ -619,6 +652,36 @@ impl SyncFile {
         }
     }
 
+    /// Where sync `name`'s states are, as its entry says: `state`, or the URL
+    /// its `state_secret` points to (`None` when the entry names neither).
+    ///
+    /// # Errors
+    /// A missing variable or unreadable file, with its line.
+    pub fn state_location(
+        &self,
+        name: &str,
+        entry: &SyncEntry,
+    ) -> Result<Option<String>, SyncFileError> {
+        let Some(reference) = &entry.state_secret else {
+            return Ok(entry.state.clone());
+        };
+        let what = format!("syncs.{name}");
+        reference
+            .resolve()
+            .map(Some)
+            .map_err(|message| SyncFileError::Problems {
+                path: self.path.clone(),
+                problems: vec![Problem {
+                    line: self
+                        .secret_lines
+                        .get(&(what.clone(), "state_secret".into()))
+                        .copied()
+                        .unwrap_or(1),
+                    message: format!("{what}: state_secret: {message}"),
+                }],
+            })
+    }
+
     /// Resolves every entry's config, as a run would: all problems at once.
     ///
     /// # Errors
@@ -638,6 +701,14 @@ impl SyncFile {
             if let Err(SyncFileError::Problems {
                 problems: found, ..
             }) = self.resolve_config(&what, entry)
+            {
+                problems.extend(found);
+            }
+        }
+        for (name, entry) in &self.syncs {
+            if let Err(SyncFileError::Problems {
+                problems: found, ..
+            }) = self.state_location(name, entry)
             {
                 problems.extend(found);
             }

@@ -148,6 +148,8 @@ fn a_secret_referenced_by_file_reaches_the_destination() {
     let sb = Sandbox::new();
     let schema = format!("sync_file_{}", std::process::id());
     let password = sb.file("pg.secret", format!("{}\n", pg.password));
+    // The state database's URL holds a password too: it is a reference as well.
+    let state_url = sb.file("state-url.secret", format!("{}\n", pg.url));
     let file = sb.file(
         "syncs.toml",
         format!(
@@ -165,7 +167,7 @@ secrets = {{ password = {{ file = "{password}" }} }}
 source = "faker"
 destination = "pg"
 streams = ["users"]
-state = "state.db"
+state_secret = {{ file = "{state_url}" }}
 cache = "none"
 [syncs.faker-to-pg.sandbox]
 allow_net = ["{host}:{port}"]
@@ -175,6 +177,7 @@ allow_net = ["{host}:{port}"]
             database = pg.database,
             user = pg.user,
             password = password.display(),
+            state_url = state_url.display(),
         ),
     );
     let check = sb.run(&["check", "--file", file.to_str().unwrap()], None);
@@ -195,6 +198,13 @@ allow_net = ["{host}:{port}"]
     assert_eq!(
         pg.psql(&format!("SELECT count(*) FROM \"{schema}\".users")),
         "50"
+    );
+    // Its state is in PostgreSQL, where the referenced URL points.
+    assert_ne!(
+        pg.psql(
+            "SELECT count(*) FROM airlock_stream_state WHERE source = 'source-faker' AND stream = 'users'"
+        ),
+        "0"
     );
     // Nothing airlock prints carries the config (the test server's password,
     // "airlock", is too common a word to search for).

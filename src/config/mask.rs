@@ -279,21 +279,23 @@ fn collect_secrets(
 }
 
 /// Field names that look like they hold secrets.
+/// Parts of a field name that say it holds a secret.
+pub const SECRET_HINTS: [&str; 7] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+];
+
 pub(super) fn guess_fields(value: &Value, out: &mut BTreeSet<String>) {
-    const HINTS: [&str; 7] = [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "api_key",
-        "apikey",
-        "private_key",
-    ];
     match value {
         Value::Object(map) => {
             for (key, v) in map {
                 let lower = key.to_ascii_lowercase();
-                if HINTS.iter().any(|h| lower.contains(h)) || lower == "credentials" {
+                if SECRET_HINTS.iter().any(|h| lower.contains(h)) || lower == "credentials" {
                     out.insert(key.clone());
                 }
                 guess_fields(v, out);

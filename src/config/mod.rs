@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-pub use mask::{MASK, MIN_MASKED_CHARS, SecretMask, mask_known_secrets};
+pub use mask::{MASK, MIN_MASKED_CHARS, SECRET_HINTS, SecretMask, mask_known_secrets};
 
 /// A config problem.
 #[derive(Debug, thiserror::Error)]

@@ -150,3 +150,61 @@ secrets = { token = { env = "A", file = "b" }, key = {} }
     assert_eq!(found[0].line, 2, "{found:#?}");
     assert!(found[0].message.contains("not valid TOML"), "{found:#?}");
 }
+
+#[test]
+fn a_state_url_with_a_password_must_be_a_reference() {
+    let text = r#"[sources.s]
+connector = "source-faker"
+[destinations.d]
+connector = "destination-local-json"
+[syncs.inline]
+source = "s"
+destination = "d"
+state = "postgres://airlock:hunter22@db/airlock"
+[syncs.both]
+source = "s"
+destination = "d"
+state = "postgres://airlock@db/airlock"
+state_secret = { env = "STATE_URL" }
+[syncs.referenced]
+source = "s"
+destination = "d"
+state_secret = { file = "/nonexistent/state-url" }
+"#;
+    let found = problems(text);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.line == 8 && p.message.contains("holds a password inline")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.line == 13 && p.message.contains("not both")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().all(|p| !p.message.contains("hunter22")),
+        "{found:#?}"
+    );
+    assert_eq!(found.len(), 2, "the reference alone is fine: {found:#?}");
+    // Resolving it, as a run would, names what is missing, with its line.
+    let text = r#"[sources.s]
+connector = "source-faker"
+[destinations.d]
+connector = "destination-local-json"
+[syncs.referenced]
+source = "s"
+destination = "d"
+state_secret = { file = "/nonexistent/state-url" }
+"#;
+    let file = SyncFile::parse(Path::new("syncs.toml"), text).expect("valid");
+    let error = file.check_secrets().expect_err("missing").to_string();
+    assert!(
+        error.contains(
+            "syncs.toml:8: syncs.referenced: state_secret: secret file /nonexistent/state-url"
+        ),
+        "{error}"
+    );
+}

@@ -180,6 +180,21 @@ fn job(
             }
         }
     }
+    if let Some(reference) = &entry.state_secret {
+        if let Some(variable) = &reference.env
+            && !env.iter().any(|e: &EnvVar| &e.name == variable)
+        {
+            env.push(secret_env(variable, &args.secret, variable));
+        }
+        if let Some(path) = &reference.file {
+            let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let key = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| format!("state_secret file {} has no file name", path.display()))?;
+            files.entry(dir).or_default().push(key);
+        }
+    }
     if entry
         .state
         .as_deref()

@@ -165,7 +165,10 @@ fn plan_from_file(args: &SyncArgs, path: &std::path::Path, name: &str) -> Result
         } else if args.state_db.is_some() {
             Some(args.state_db.clone())
         } else {
-            in_file(&entry.state)
+            let location = file
+                .state_location(name, entry)
+                .map_err(|e| usage(anyhow::anyhow!(e)))?;
+            in_file(&location)
         },
     })
 }
