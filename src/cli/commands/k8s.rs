@@ -163,24 +163,12 @@ fn job(
         file.sources.get(&entry.source),
         file.destinations.get(&entry.destination),
     ];
-    for connector in connectors.into_iter().flatten() {
-        for reference in connector.secrets.values() {
-            if let Some(variable) = &reference.env
-                && !env.iter().any(|e: &EnvVar| &e.name == variable)
-            {
-                env.push(secret_env(variable, &args.secret, variable));
-            }
-            if let Some(path) = &reference.file {
-                let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-                let key = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .ok_or_else(|| format!("secret file {} has no file name", path.display()))?;
-                files.entry(dir).or_default().push(key);
-            }
-        }
-    }
-    if let Some(reference) = &entry.state_secret {
+    let references = connectors
+        .into_iter()
+        .flatten()
+        .flat_map(|connector| connector.secrets.values())
+        .chain(entry.state_secret.as_ref());
+    for reference in references {
         if let Some(variable) = &reference.env
             && !env.iter().any(|e: &EnvVar| &e.name == variable)
         {
@@ -191,7 +179,7 @@ fn job(
             let key = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| format!("state_secret file {} has no file name", path.display()))?;
+                .ok_or_else(|| format!("secret file {} has no file name", path.display()))?;
             files.entry(dir).or_default().push(key);
         }
     }
