@@ -10,8 +10,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::protocol::Frame;
 use crate::protocol::message::{AirbyteMessage, MessageType};
+use crate::protocol::{Frame, FrameKind, Span};
 
 /// The default cap on one line: 256 MiB. A longer line is an error, never an
 /// attempt to buffer it all.
@@ -378,18 +378,44 @@ impl LineBatch {
     }
 }
 
+/// The frame of a RECORD line that starts at byte `start` of its batch: `data`
+/// and `meta` are the ranges [`peek_line`] found in the line.
+pub fn record_frame(
+    start: usize,
+    line_len: usize,
+    stream: usize,
+    data: Range<usize>,
+    meta: Option<Range<usize>>,
+    emitted_at: i64,
+) -> Frame {
+    let at = |r: Range<usize>| Span::of(start + r.start..start + r.end).unwrap_or_default();
+    Frame {
+        kind: FrameKind::Record,
+        line: at(0..line_len),
+        stream: stream as u32,
+        data: at(data),
+        meta: meta.map(at),
+        emitted_at,
+    }
+}
+
+/// The frame of a non-record message line that starts at byte `start`.
+pub fn message_frame(start: usize, line_len: usize, kind: MessageType) -> Frame {
+    Frame::message(
+        FrameKind::of_type(kind.as_str()),
+        Span::of(start..start + line_len).unwrap_or_default(),
+    )
+}
+
 /// `batch` with its framing table, for a batch built without one: a frame for
 /// each line that is a message (a record only when its stream is in `streams`,
 /// whose order gives the stream index). Lines without a frame are not delivered
 /// to a plugin that reads the table.
 pub fn framed(mut batch: LineBatch, streams: &[crate::protocol::StreamDescriptor]) -> LineBatch {
-    use crate::protocol::{FrameKind, Span};
     batch.frames.clear();
     let mut start = 0usize;
     let bytes = std::mem::take(&mut batch.bytes);
     for line in bytes.split(|b| *b == b'\n') {
-        let at = |r: Range<usize>| Span::of(start + r.start..start + r.end).unwrap_or_default();
-        let span = at(0..line.len());
         let frame = match peek_line(line) {
             LinePeek::Record {
                 stream,
@@ -400,15 +426,8 @@ pub fn framed(mut batch: LineBatch, streams: &[crate::protocol::StreamDescriptor
             } => streams
                 .iter()
                 .position(|d| d.name == stream && d.namespace.as_deref() == namespace.as_deref())
-                .map(|index| Frame {
-                    kind: FrameKind::Record,
-                    line: span,
-                    stream: index as u32,
-                    data: at(data),
-                    meta: meta.map(at),
-                    emitted_at,
-                }),
-            LinePeek::Other(kind) => Some(Frame::message(FrameKind::of_type(kind.as_str()), span)),
+                .map(|index| record_frame(start, line.len(), index, data, meta, emitted_at)),
+            LinePeek::Other(kind) => Some(message_frame(start, line.len(), kind)),
             LinePeek::Empty | LinePeek::NotAMessage(_) => None,
         };
         batch.frames.extend(frame);

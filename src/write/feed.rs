@@ -1,7 +1,7 @@
 //! The feeding half of the write loop: input lines in, batches to the destination out.
 //!
 //! Owns reading, classifying and counting input, and framing each batch it sends
-//! (a [`Frame`] per line: kind, stream index, where a record's data lies). Records
+//! (a [`crate::protocol::Frame`] per line: kind, stream index, where a record's data lies). Records
 //! are looked at, not parsed ([`crate::protocol::peek_line`]); STATE and TRACE lines
 //! are parsed because the loop must know them. It does not read the destination's
 //! output.
@@ -14,12 +14,13 @@ use tokio::io::{AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use crate::protocol::{
-    ConfiguredAirbyteCatalog, Frame, FrameKind, FramingError, LineBatch, LinePeek, LineReader,
-    MessageType, Payload, Span, StreamDescriptor, TraceType, parse_message, peek_line,
+    ConfiguredAirbyteCatalog, FramingError, LineBatch, LinePeek, LineReader, MessageType, Payload,
+    StreamDescriptor, TraceType, parse_message, peek_line,
 };
 
 use super::ledger::SentState;
 use crate::events::{StreamSpans, StreamStarted};
+use crate::protocol::framing::{message_frame, record_frame};
 
 /// Read buffer for the input.
 const INPUT_BUFFER_BYTES: usize = 256 * 1024;
@@ -178,10 +179,6 @@ impl Feed {
             let line_number = reader.line_number();
             let frame = {
                 let line = &batch.as_bytes()[range.clone()];
-                let at = |r: std::ops::Range<usize>| {
-                    Span::of(range.start + r.start..range.start + r.end).unwrap_or_default()
-                };
-                let line_span = at(0..line.len());
                 match peek_line(line) {
                     LinePeek::Empty => None,
                     LinePeek::Record {
@@ -198,14 +195,14 @@ impl Feed {
                                 StreamStarted.emit(self.spans.find(&stream, namespace.as_deref()));
                             }
                             pending.records += 1;
-                            Some(Frame {
-                                kind: FrameKind::Record,
-                                line: line_span,
-                                stream: index as u32,
-                                data: at(data),
-                                meta: meta.map(at),
+                            Some(record_frame(
+                                range.start,
+                                line.len(),
+                                index,
+                                data,
+                                meta,
                                 emitted_at,
-                            })
+                            ))
                         } else {
                             summary.records_skipped += 1;
                             let descriptor = StreamDescriptor::with_namespace(
@@ -224,7 +221,7 @@ impl Feed {
                     }
                     LinePeek::Other(kind) => self
                         .other_message(kind, line, line_number, &mut pending, summary)
-                        .then(|| Frame::message(FrameKind::of_type(kind.as_str()), line_span)),
+                        .then(|| message_frame(range.start, line.len(), kind)),
                     LinePeek::NotAMessage(reason) => {
                         summary.lines_skipped += 1;
                         if summary.lines_skipped <= BAD_LINE_WARNINGS {

@@ -243,29 +243,25 @@ fn load(
         });
     }
     // The newest version a component exports wins.
-    if exports
-        .iter()
-        .any(|e| e.starts_with("airlock:destination/destination@0.2."))
-    {
-        let pre = v0_2::PluginPre::new(prelinked(&component)?)
-            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
-        tracing::info!(connector, "loaded as an airlock:destination@0.2 plugin");
-        return Ok(Loaded {
-            world: World::PluginV0_2(pre),
-        });
-    }
-    if exports
-        .iter()
-        .any(|e| e.starts_with("airlock:destination/destination@0.1."))
-    {
-        let pre = v0_1::DestinationPluginPre::new(prelinked(&component)?)
-            .map_err(|e| unsupported(Some(format!("{e:#}"))))?;
-        tracing::info!(connector, "loaded as an airlock:destination@0.1 plugin");
-        return Ok(Loaded {
-            world: World::PluginV0_1(pre),
-        });
-    }
-    Err(unsupported(None))
+    let exports_version = |version: &str| {
+        let prefix = format!("airlock:destination/destination@{version}.");
+        exports.iter().any(|e| e.starts_with(&prefix))
+    };
+    let relink = |e: wasmtime::Error| unsupported(Some(format!("{e:#}")));
+    let (world, version) = if exports_version("0.2") {
+        let pre = v0_2::PluginPre::new(prelinked(&component)?).map_err(relink)?;
+        (World::PluginV0_2(pre), "0.2")
+    } else if exports_version("0.1") {
+        let pre = v0_1::DestinationPluginPre::new(prelinked(&component)?).map_err(relink)?;
+        (World::PluginV0_1(pre), "0.1")
+    } else {
+        return Err(unsupported(None));
+    };
+    tracing::info!(
+        connector,
+        "loaded as an airlock:destination@{version} plugin"
+    );
+    Ok(Loaded { world })
 }
 
 /// What every guest call needs to enforce the policy and name the guest in errors.
