@@ -200,6 +200,58 @@ fn a_second_run_of_a_running_sync_is_refused_naming_the_holder_or_waits_with_wai
     assert_eq!(result["resumed_from_state"], true, "{result}");
 }
 
+/// Two workers start the same sync at the same instant (spawned back to back, so
+/// both ask for the lease while starting): exactly one runs and delivers every
+/// record, the other is refused naming the holder. On each backend.
+#[test]
+fn two_workers_started_at_the_same_instant_exactly_one_runs() {
+    let sb = Sandbox::new();
+    let sqlite = sb.path().join("state.db").to_str().unwrap().to_owned();
+    let mut backends = vec![("sqlite", sqlite)];
+    if let Some(pg) = test_postgres() {
+        let name = format!("airlock_race_{}", std::process::id());
+        backends.push(("postgres", own_database(&pg, &name)));
+    }
+    for (backend, state) in backends {
+        let mut workers = [0, 1].map(|_| slow_sync(&sb, &state, 400, 5, &["--no-cache"]));
+        let a = workers[0].spawn().expect("spawn a");
+        let b = workers[1].spawn().expect("spawn b");
+        let pids = [a.id(), b.id()];
+        let outs = [
+            a.wait_with_output().expect("a"),
+            b.wait_with_output().expect("b"),
+        ];
+        let ran: Vec<usize> = (0..2)
+            .filter(|&i| outs[i].status.code() == Some(0))
+            .collect();
+        let stderr = |i: usize| String::from_utf8_lossy(&outs[i].stderr).into_owned();
+        assert_eq!(
+            ran.len(),
+            1,
+            "{backend}: exactly one worker runs: {} / {}",
+            stderr(0),
+            stderr(1)
+        );
+        let (winner, loser) = (ran[0], 1 - ran[0]);
+        let result: serde_json::Value =
+            serde_json::from_slice(outs[winner].stdout.trim_ascii()).expect("json");
+        assert_eq!(result["records_confirmed"], 400, "{backend}: {result}");
+        let refused = stderr(loser);
+        assert!(
+            refused.contains("is already running"),
+            "{backend}: {refused}"
+        );
+        assert!(
+            refused.contains(&format!("(pid {})", pids[winner])),
+            "{backend}: names the holder: {refused}"
+        );
+        assert!(
+            outs[loser].stdout.is_empty(),
+            "{backend}: the loser sent nothing"
+        );
+    }
+}
+
 /// The holder is stopped (SIGSTOP) past its lease; another run takes the sync
 /// over and finishes; the first, continued, is refused at its next commit and
 /// exits non-zero, and nothing it tried to commit after losing the lease lands.
