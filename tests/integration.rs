@@ -15,6 +15,7 @@ mod cli_basics;
 mod docker;
 mod faker;
 mod fuzz_regressions;
+mod k8s_jobs;
 mod layers;
 mod many_syncs;
 mod network;

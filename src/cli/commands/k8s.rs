@@ -6,7 +6,9 @@
 //! --file`, the sync file from a ConfigMap, the secrets the file references from
 //! a Secret (variables as `secretKeyRef`, files as mounted keys), the state
 //! database URL from the Secret when it is PostgreSQL, resource limits from the
-//! sandbox policy, `backoffLimit`, and `activeDeadlineSeconds` from the deadline.
+//! sandbox policy, `backoffLimit`, `activeDeadlineSeconds` from the deadline, and
+//! the image's user (not root) on a read-only file system but for emptyDirs at its
+//! home and `/tmp`.
 //! It applies nothing: no cluster is contacted.
 
 use std::collections::BTreeMap;
@@ -16,9 +18,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -31,6 +33,12 @@ use crate::cli::report::{Failure, usage};
 const FILE_DIR: &str = "/etc/airlock";
 /// Memory airlock itself needs beside its sandboxed connectors.
 const HOST_OVERHEAD_MIB: u64 = 256;
+/// The writable folders of the image (`scripts/package-airlock.sh`): its home
+/// (`AIRLOCK_HOME`: the compile cache, the read cache) and `/tmp`, each an
+/// emptyDir; the rest of its file system is mounted read-only.
+const WRITABLE_DIRS: [(&str, &str); 2] = [("home", "/var/lib/airlock"), ("tmp", "/tmp")];
+/// The image's user and group (not root).
+const IMAGE_USER: i64 = 65532;
 
 /// `airlock k8s …`.
 #[derive(Debug, Subcommand)]
@@ -59,7 +67,8 @@ pub struct JobArgs {
     #[arg(long, value_enum)]
     pub fan_out: Option<FanOut>,
     /// The airlock image the Jobs run.
-    #[arg(long, value_name = "IMAGE", default_value = "airlock:latest")]
+    /// (`scripts/package-airlock.sh` builds it).
+    #[arg(long, value_name = "IMAGE", default_value = concat!("airlock:", env!("CARGO_PKG_VERSION")))]
     pub image: String,
     /// The ConfigMap holding the sync file (key: its file name).
     #[arg(long, value_name = "NAME", default_value = "airlock-syncs")]
@@ -206,6 +215,18 @@ fn job(
         read_only: Some(true),
         ..Default::default()
     }];
+    for (name, path) in WRITABLE_DIRS {
+        volumes.push(Volume {
+            name: name.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+            ..Default::default()
+        });
+    }
     for (i, (dir, keys)) in files.iter().enumerate() {
         let name = format!("secret-files-{i}");
         volumes.push(Volume {
@@ -290,6 +311,7 @@ fn job(
                         resources: Some(resources),
                         security_context: Some(SecurityContext {
                             allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
                             capabilities: Some(Capabilities {
                                 drop: Some(vec!["ALL".into()]),
                                 ..Default::default()
@@ -299,6 +321,14 @@ fn job(
                         ..Default::default()
                     }],
                     volumes: Some(volumes),
+                    // The emptyDirs belong to the image's group, so its user writes them.
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(IMAGE_USER),
+                        run_as_group: Some(IMAGE_USER),
+                        fs_group: Some(IMAGE_USER),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
             },
