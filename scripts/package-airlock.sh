@@ -32,7 +32,8 @@ for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
   cp -L "$lib" "$rootfs$lib"
 done
 chmod 1777 "$rootfs/tmp"
-chown 65532:65532 "$rootfs/var/lib/airlock"
+# The home belongs to the image's user (as root); else anyone may write it, like /tmp.
+chown 65532:65532 "$rootfs/var/lib/airlock" 2>/dev/null || chmod 1777 "$rootfs/var/lib/airlock"
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY rootfs/ /
