@@ -177,7 +177,7 @@ fn a_second_write_of_the_same_cache_sends_only_what_was_not_confirmed() {
             panic!("a write error: {err}")
         };
         let confirmed = err.partial.records_confirmed;
-        assert!(confirmed >= 1 && confirmed < 5, "{confirmed} confirmed");
+        assert!((1..5).contains(&confirmed), "{confirmed} confirmed");
 
         // The same cache, the same destination, now healthy: only the rest goes out.
         let healthy = airlock::get_destination("destination-dev-null")

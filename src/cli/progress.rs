@@ -60,7 +60,7 @@ impl Display {
     pub fn callback(&self) -> Option<impl FnMut(&Progress) + Send + 'static> {
         let bar = self.bar.clone();
         let plain = self.plain;
-        (bar.is_some() || plain).then(|| {
+        (bar.is_some() || plain).then_some({
             move |p: &Progress| match &bar {
                 Some(bar) => bar.set_message(panel(p)),
                 None => eprintln!("airlock: {}", summary_line(p)),

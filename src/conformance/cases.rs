@@ -619,7 +619,11 @@ async fn large_batch(s: &Suite<'_>) -> Verdict {
         }
     }
     let result = match s
-        .write_confirmed(&config, catalog(&[stream.clone()]), input.into_bytes())
+        .write_confirmed(
+            &config,
+            catalog(std::slice::from_ref(&stream)),
+            input.into_bytes(),
+        )
         .await
     {
         Ok(result) => result,
@@ -870,7 +874,7 @@ async fn malformed_line(s: &Suite<'_>) -> Verdict {
     let run = match raw_write(
         s,
         config,
-        catalog(&[stream.clone()]),
+        catalog(std::slice::from_ref(&stream)),
         vec![input.into_bytes()],
         None,
     )
@@ -933,7 +937,11 @@ async fn append_then_overwrite(s: &Suite<'_>) -> Verdict {
         ("append 6", &append, &[6], &[5, 6]),
     ] {
         match s
-            .write(&config, catalog(&[stream.clone()]), step(stream, ids))
+            .write(
+                &config,
+                catalog(std::slice::from_ref(stream)),
+                step(stream, ids),
+            )
             .await
         {
             Ok(result) => {
@@ -989,7 +997,11 @@ async fn append_dedup(s: &Suite<'_>) -> Verdict {
     }
     input.stream_state(&stream, 5).complete(&stream);
     if let Err(verdict) = s
-        .write_confirmed(&config, catalog(&[stream.clone()]), input.into_bytes())
+        .write_confirmed(
+            &config,
+            catalog(std::slice::from_ref(&stream)),
+            input.into_bytes(),
+        )
         .await
     {
         return verdict;
@@ -1075,7 +1087,7 @@ async fn cancelled(s: &Suite<'_>) -> Verdict {
     let run = match raw_write(
         s,
         config.clone(),
-        catalog(&[stream.clone()]),
+        catalog(std::slice::from_ref(&stream)),
         batches,
         Some(2),
     )
@@ -1097,7 +1109,11 @@ async fn cancelled(s: &Suite<'_>) -> Verdict {
     }
     input.stream_state(&fresh, 5).complete(&fresh);
     match s
-        .write(&config, catalog(&[fresh.clone()]), input.into_bytes())
+        .write(
+            &config,
+            catalog(std::slice::from_ref(&fresh)),
+            input.into_bytes(),
+        )
         .await
     {
         Ok(result) => {
@@ -1175,7 +1191,7 @@ mod tests {
             raw_write(
                 &s,
                 json!({}),
-                catalog(&[stream.clone()]),
+                catalog(std::slice::from_ref(&stream)),
                 batches(&stream, 8),
                 None,
             ),
@@ -1205,7 +1221,7 @@ mod tests {
             raw_write(
                 &s,
                 json!({}),
-                catalog(&[stream.clone()]),
+                catalog(std::slice::from_ref(&stream)),
                 batches(&stream, 3),
                 Some(2),
             ),

@@ -513,6 +513,7 @@ pub async fn grants_for_run(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test that cannot unwrap should panic")]
 mod tests {
     use serde_json::json;
 

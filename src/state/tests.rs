@@ -270,14 +270,12 @@ fn postgres_going_away_is_a_named_error_and_the_next_commit_reconnects() {
             &[&database],
         )
         .expect("terminate");
-    match store.commit(&key, &[stream_state("a", None, 2)]) {
-        Err(error) => {
-            let text = error.to_string();
-            assert!(text.starts_with("state database postgres://"), "{text}");
-            assert!(!text.contains(":airlock@"), "no password: {text}");
-        }
-        // A connection the driver already knew to be closed is made again first.
-        Ok(()) => {}
+    // A connection the driver already knew to be closed is made again first, so
+    // the commit may succeed; if it fails, the error names the store, not the password.
+    if let Err(error) = store.commit(&key, &[stream_state("a", None, 2)]) {
+        let text = error.to_string();
+        assert!(text.starts_with("state database postgres://"), "{text}");
+        assert!(!text.contains(":airlock@"), "no password: {text}");
     }
     store
         .commit(&key, &[stream_state("a", None, 3)])

@@ -296,7 +296,7 @@ fn stored(target: &Recorded) -> Vec<Value> {
         .iter()
         .filter_map(|s| s.stream.as_ref().and_then(|s| s.stream_state.clone()))
         .map(|s| s["cursor"].clone())
-        .last()
+        .next_back()
         .into_iter()
         .collect()
 }

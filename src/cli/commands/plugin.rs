@@ -16,6 +16,10 @@ use airlock::conformance::{Declaration, Reader, ReaderFormat, Suite};
 
 /// `airlock plugin …`.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run, never moved in bulk"
+)]
 pub enum PluginCommand {
     /// Create a destination crate: a small JSON Lines destination that builds as a
     /// native CLI and a WASI component and passes `airlock plugin test`.
