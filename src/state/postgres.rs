@@ -166,7 +166,15 @@ impl PostgresBackend {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |client: &mut Option<Client>| {
             let result = match client.as_mut() {
-                Some(client) => work(client).map_err(|e| describe(&e)),
+                Some(connected) => {
+                    let result = work(connected);
+                    // The driver may learn that the session ended only from this
+                    // error: the next call must connect again, not reuse it.
+                    if result.as_ref().is_err_and(connection_lost) {
+                        *client = None;
+                    }
+                    result.map_err(|e| describe(&e))
+                }
                 None => Err("the server cannot be reached (connection refused or lost)".into()),
             };
             let _ = reply.send(result);
@@ -180,6 +188,19 @@ impl PostgresBackend {
             .recv()
             .map_err(|_| failed("its connection's thread has stopped".into()))?
             .map_err(failed)
+    }
+}
+
+/// Whether `error` leaves the connection unusable: the socket failed or closed,
+/// or the server ended the session (SQLSTATE classes 08 and 57P). Any other
+/// error without a server message counts too: a new connection costs little.
+fn connection_lost(error: &postgres::Error) -> bool {
+    match error.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+        None => true,
     }
 }
 

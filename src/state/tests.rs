@@ -266,12 +266,14 @@ fn postgres_going_away_is_a_named_error_and_the_next_commit_reconnects() {
     let mut admin = ::postgres::Client::connect(&base, ::postgres::NoTls).expect("admin");
     admin
         .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            // (waiting up to 5 s for each backend to end)
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
             &[&database],
         )
         .expect("terminate");
     // A connection the driver already knew to be closed is made again first, so
-    // the commit may succeed; if it fails, the error names the store, not the password.
+    // the commit may succeed; if it fails, the error names the store, not the
+    // password, and the failure drops the connection.
     if let Err(error) = store.commit(&key, &[stream_state("a", None, 2)]) {
         let text = error.to_string();
         assert!(text.starts_with("state database postgres://"), "{text}");
