@@ -11,6 +11,14 @@
 //! state itself. It drives a [`SyncDestination`] (which [`crate::Destination`]
 //! implements), never the destination API above it.
 //!
+//! With a state store, a run holds leases on its sync (one per stream when it
+//! runs some streams, `*` when all): taken before anything runs (refused or
+//! waited for while another run holds them), renewed every third of their time,
+//! handed to the write loop to fence each commit, checked once more before the
+//! run reports success, and given up however it ends. A renewal that finds a
+//! lease lost stops the run there. A run of some streams refuses a GLOBAL state.
+//! The lease records themselves belong to [`crate::state`].
+//!
 //! Each run is a `sync` span (`sync_id`, `source`, `destination`) holding the
 //! source's lines and the write's span; it opens with `sync_started` and closes
 //! with `sync_finished` ([`crate::events`]).
@@ -208,6 +216,30 @@ impl Drop for HeldLease {
             }
         }
     }
+}
+
+/// Renews every lease of a run: `None` when all were renewed, else the loss of
+/// the first that was not (who holds it now, if anyone).
+fn renew_all(
+    store: &StateStore,
+    leases: &[Lease],
+    ttl: std::time::Duration,
+) -> Result<Option<StateError>, StateError> {
+    for lease in leases {
+        if store.renew_lease(lease, ttl)?.is_none() {
+            let taken_by = store
+                .live_leases(&lease.name)?
+                .into_iter()
+                .find(|(name, _, _)| name == &lease.name)
+                .map(|(_, holder, _)| holder);
+            return Ok(Some(StateError::LeaseLost {
+                name: lease.name.clone(),
+                token: lease.token,
+                taken_by,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Up to 250 ms of jitter, from the clock.
@@ -420,26 +452,21 @@ impl<'a> SyncJob<'a> {
         let leases = self.take_leases(&store, &names, &other_side).await?;
         self.lease = leases.clone();
         self.refuse_global = !streams.is_empty();
+        // The renewer says when the lease is lost; the run stops then, not at its
+        // next commit (a run with no state left to send would otherwise go on).
+        let (lost_tx, mut lost_rx) = tokio::sync::oneshot::channel::<StateError>();
         let renewer = {
             let (store, leases, ttl) = (store.clone(), leases.clone(), self.lease_ttl);
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(ttl / 3).await;
                     let (store, leases) = (store.clone(), leases.clone());
-                    let renewed = tokio::task::spawn_blocking(move || {
-                        leases
-                            .iter()
-                            .map(|lease| store.renew_lease(lease, ttl))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .await;
+                    let renewed =
+                        tokio::task::spawn_blocking(move || renew_all(&store, &leases, ttl)).await;
                     match renewed {
-                        Ok(Ok(all)) if all.iter().all(Option::is_some) => {}
-                        Ok(Ok(_)) => {
-                            tracing::warn!(
-                                "the lease on this sync was lost (it ran out or was taken over): \
-                                 its next state commit will be refused"
-                            );
+                        Ok(Ok(None)) => {}
+                        Ok(Ok(Some(lost))) => {
+                            let _ = lost_tx.send(lost);
                             break;
                         }
                         Ok(Err(error)) => tracing::warn!("renewing the sync's lease: {error}"),
@@ -448,13 +475,36 @@ impl<'a> SyncJob<'a> {
                 }
             })
         };
-        // Given up however the run ends: done, failed, or dropped (Ctrl-C).
-        let _held = HeldLease {
+        // Given up however the run ends: done, failed, lost, or dropped (Ctrl-C).
+        let held = HeldLease {
             store,
             leases,
             renewer,
         };
-        self.run_unleased().await
+        let ttl = self.lease_ttl;
+        let run = self.run_unleased();
+        tokio::pin!(run);
+        let result = tokio::select! {
+            result = &mut run => result,
+            Ok(lost) = &mut lost_rx => return Err(SyncError::State(lost)),
+        };
+        let result = result?;
+        // The last word: a run that lost its lease while ending (its last records
+        // counted at completion) does not report success.
+        let (store, leases) = (held.store.clone(), held.leases.clone());
+        let location = store.location();
+        let check = tokio::task::spawn_blocking(move || renew_all(&store, &leases, ttl))
+            .await
+            .map_err(|_| {
+                SyncError::State(StateError::Postgres {
+                    location,
+                    reason: "checking the sync's lease failed".into(),
+                })
+            })?;
+        match check? {
+            Some(lost) => Err(SyncError::State(lost)),
+            None => Ok(result),
+        }
     }
 
     /// Takes the leases `names` (all or none), and checks that no lease named
@@ -484,7 +534,11 @@ impl<'a> SyncJob<'a> {
                     }
                 };
                 for name in &names_ {
-                    match store_.acquire_lease(name, &holder_, ttl)? {
+                    // A failure gives up what was taken, as a refusal does.
+                    let outcome = store_
+                        .acquire_lease(name, &holder_, ttl)
+                        .inspect_err(|_| release(&taken))?;
+                    match outcome {
                         LeaseOutcome::Acquired(lease) => taken.push(lease),
                         LeaseOutcome::Held {
                             holder,
@@ -496,7 +550,8 @@ impl<'a> SyncJob<'a> {
                     }
                 }
                 let in_the_way = store_
-                    .live_leases(&side)?
+                    .live_leases(&side)
+                    .inspect_err(|_| release(&taken))?
                     .into_iter()
                     .find(|(name, _, _)| !mine.contains(name));
                 if let Some((name, holder, expires_at_ms)) = in_the_way {

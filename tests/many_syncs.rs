@@ -252,6 +252,86 @@ fn two_workers_started_at_the_same_instant_exactly_one_runs() {
     }
 }
 
+/// Another worker takes the lease over while this run has no state to commit (a
+/// long quiet stretch of records): the run stops as soon as its renewal finds
+/// the lease gone, naming the new holder, without waiting for a commit or for
+/// the source to end.
+#[test]
+fn a_run_whose_lease_is_taken_over_stops_at_its_next_renewal() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("state.db");
+    let finished = sb.path().join("source-finished");
+    let source = sb.script(
+        "quiet-source.py",
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, sys, time
+args = sys.argv[1:]
+def out(m): print(json.dumps(m), flush=True)
+if args[0] == "spec":
+    out({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object"}}}}}})
+elif args[0] == "discover":
+    out({{"type": "CATALOG", "catalog": {{"streams": [{{"name": "s", "json_schema": {{}}, "supported_sync_modes": ["full_refresh"]}}]}}}})
+elif args[0] == "read":
+    for n in range(600):
+        out({{"type": "RECORD", "record": {{"stream": "s", "data": {{"n": n}}, "emitted_at": 1}}}})
+        time.sleep(0.1)
+    open("{finished}", "w").write("done")
+"#,
+            finished = finished.display()
+        ),
+    );
+    let mut cmd = sb.airlock();
+    cmd.args([
+        "sync",
+        "--source",
+        "source-quiet",
+        "--source-local-executable",
+        source.to_str().unwrap(),
+        "--source-config",
+        "{}",
+        "--destination",
+        "destination-dev-null",
+        "--destination-config",
+        r#"{"test_destination":{"test_destination_type":"SILENT"}}"#,
+        "--state-db",
+        db.to_str().unwrap(),
+        "--no-cache",
+        "--lease-secs",
+        "3",
+        "--json",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let run = cmd.spawn().expect("spawn");
+    wait_for_lease(&db);
+    // The takeover another worker would make once the lease ran out: the next
+    // token, its own holder.
+    let far = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 600_000;
+    let taken = rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.execute(
+                "UPDATE lease SET holder = 'intruder (pid 1)', token = token + 1, expires_at = ?1",
+                [far],
+            )
+        })
+        .expect("take the lease over");
+    assert_eq!(taken, 1);
+    let out = run.wait_with_output().expect("the run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("lost its lease"), "{stderr}");
+    assert!(stderr.contains("now held by intruder (pid 1)"), "{stderr}");
+    assert!(
+        !finished.exists(),
+        "the run stopped while its source was still reading"
+    );
+}
+
 /// The holder is stopped (SIGSTOP) past its lease; another run takes the sync
 /// over and finishes; the first, continued, is refused at its next commit and
 /// exits non-zero, and nothing it tried to commit after losing the lease lands.

@@ -10,6 +10,13 @@
 //! loses nothing committed). States are keyed by source name, destination name and
 //! stream (name + namespace); GLOBAL and LEGACY states are kept per pair.
 //!
+//! Also owns the sync leases ([`Lease`]): holder, fencing token and expiry, kept
+//! in the same database and timed by its clock, so workers on many machines
+//! sharing a store exclude each other. A commit made with leases ([`StateTarget`]
+//! carries them) checks each token and expiry inside its own transaction, so a run
+//! that lost its lease stores nothing more ([`StateError::LeaseLost`]). When to
+//! take, renew and give up a lease is [`crate::sync`]'s to decide.
+//!
 //! ```
 //! use airlock::protocol::{AirbyteStateMessage, StreamDescriptor};
 //! use airlock::state::{StateStore, SyncKey};

@@ -1,4 +1,6 @@
-//! `airlock check`: validate a config against the spec, then run the destination's check.
+//! `airlock check`: validate a config against the spec, then run the destination's
+//! check; with `--file`, validate every entry of a sync file instead and list all
+//! its problems at once (the rules are [`airlock::sync_file`]'s).
 
 use std::process::ExitCode;
 
