@@ -37,8 +37,11 @@ use crate::cache::{Cache, CacheError, ControlCallback, ReadResult, stream_slot};
 use crate::events::{SyncFinished, SyncPipelined, SyncStarted};
 use crate::executor::ExecutorError;
 use crate::protocol::ConfiguredAirbyteCatalog;
+use crate::protocol::StreamDescriptor;
 use crate::source::{CacheReadHooks, ReadOptions, Source, SourceError, WriteStrategy, configure};
-use crate::state::{Lease, LeaseOutcome, StateError, StateStore, StateTarget, SyncKey, now_millis};
+use crate::state::{
+    Lease, LeaseOutcome, SharedState, StateError, StateStore, StateTarget, SyncKey, now_millis,
+};
 use crate::write::{Progress, ProgressCallback, WriteError, WriteJob, WriteOptions, WriteResult};
 
 /// What a sync needs of a destination. [`crate::Destination`] implements it, so
@@ -191,7 +194,7 @@ pub struct SyncJob<'a> {
     /// The run's leases on this sync, once taken (with a state cache).
     lease: Vec<Lease>,
     /// The run covers some streams only: a GLOBAL state cannot be committed.
-    refuse_global: bool,
+    refuse_shared: bool,
     lease_ttl: std::time::Duration,
     wait_for_lease: bool,
 }
@@ -275,7 +278,7 @@ impl<'a> SyncJob<'a> {
             progress: None,
             on_config: None,
             lease: Vec::new(),
-            refuse_global: false,
+            refuse_shared: false,
             lease_ttl: DEFAULT_LEASE_TTL,
             wait_for_lease: false,
         }
@@ -420,6 +423,25 @@ impl<'a> SyncJob<'a> {
         let mut streams = self.streams.clone().unwrap_or_default();
         streams.sort();
         streams.dedup();
+        // Streams that name every stream of the source are a run of all of them
+        // (it may then keep a GLOBAL state: no other run can hold any stream).
+        if !streams.is_empty() {
+            let all = match self.input {
+                WriteInput::Source(source) => source
+                    .discover()
+                    .await?
+                    .streams
+                    .iter()
+                    .map(|s| StreamDescriptor::with_namespace(&s.name, s.namespace.clone()))
+                    .collect(),
+                WriteInput::ReadResult(read) => read.streams(),
+            };
+            let named =
+                |d: &StreamDescriptor| streams.iter().any(|w| *w == d.name || *w == d.to_string());
+            if !all.is_empty() && all.iter().all(named) {
+                streams.clear();
+            }
+        }
         // A run of some streams leases each of them (so runs of disjoint stream
         // sets go side by side, on any machines); a run of all leases `*`. Each
         // side then checks the other is not running.
@@ -443,15 +465,23 @@ impl<'a> SyncJob<'a> {
                         })
                     })??
             };
-            if stored.global.is_some() && !self.full_refresh {
-                return Err(SyncError::State(StateError::GlobalSplit {
+            let shared = match (&stored.global, &stored.legacy) {
+                (Some(_), _) => Some(SharedState::Global),
+                (None, Some(_)) => Some(SharedState::Legacy),
+                (None, None) => None,
+            };
+            if let Some(kind) = shared
+                && !self.full_refresh
+            {
+                return Err(SyncError::State(StateError::SharedStateSplit {
                     connector: source_name.clone(),
+                    kind,
                 }));
             }
         }
         let leases = self.take_leases(&store, &names, &other_side).await?;
         self.lease = leases.clone();
-        self.refuse_global = !streams.is_empty();
+        self.refuse_shared = !streams.is_empty();
         // The renewer says when the lease is lost; the run stops then, not at its
         // next commit (a run with no state left to send would otherwise go on).
         let (lost_tx, mut lost_rx) = tokio::sync::oneshot::channel::<StateError>();
@@ -909,7 +939,7 @@ impl<'a> SyncJob<'a> {
                 store: store.clone(),
                 key: key.clone(),
                 fence: self.lease.clone(),
-                refuse_global: self.refuse_global,
+                refuse_shared: self.refuse_shared,
             });
         }
         if let Some(progress) = self.progress.clone() {

@@ -332,6 +332,86 @@ elif args[0] == "read":
     );
 }
 
+/// A CDC source keeps one GLOBAL state for all its streams: a run of some of
+/// them is refused (at its commit, or up front once a GLOBAL state is stored),
+/// while a run naming every stream is a run of all and keeps it.
+#[test]
+fn a_global_state_cannot_be_split_but_naming_every_stream_is_a_run_of_all() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("state.db");
+    let source = sb.script(
+        "cdc-source.py",
+        r#"#!/usr/bin/env python3
+import json, sys
+args = sys.argv[1:]
+def out(m): print(json.dumps(m), flush=True)
+if args[0] == "spec":
+    out({"type": "SPEC", "spec": {"connectionSpecification": {"type": "object"}}})
+elif args[0] == "discover":
+    stream = lambda n: {"name": n, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"], "source_defined_cursor": True}
+    out({"type": "CATALOG", "catalog": {"streams": [stream("a"), stream("b")]}})
+elif args[0] == "read":
+    for n in range(1, 4):
+        for s in ("a", "b"):
+            out({"type": "RECORD", "record": {"stream": s, "data": {"n": n}, "emitted_at": 1}})
+        out({"type": "STATE", "state": {"type": "GLOBAL", "global": {"shared_state": {"lsn": n},
+            "stream_states": [{"stream_descriptor": {"name": s}, "stream_state": {"n": n}} for s in ("a", "b")]}}})
+"#,
+    );
+    let run = |streams: &str| {
+        sb.run(
+            &[
+                "sync",
+                "--source",
+                "source-cdc",
+                "--source-local-executable",
+                source.to_str().unwrap(),
+                "--source-config",
+                "{}",
+                "--destination",
+                "destination-dev-null",
+                "--destination-config",
+                r#"{"test_destination":{"test_destination_type":"SILENT"}}"#,
+                "--state-db",
+                db.to_str().unwrap(),
+                "--streams",
+                streams,
+                "--no-cache",
+                "--json",
+            ],
+            None,
+        )
+    };
+    let split = run("a");
+    assert_ne!(split.code, Some(0), "{}", split.stderr);
+    assert!(
+        split.stderr.contains("keeps a GLOBAL (CDC) state")
+            && split.stderr.contains("cannot be synced apart"),
+        "{}",
+        split.stderr
+    );
+    let all = run("b,a");
+    all.expect_code(0);
+    assert_eq!(all.json()["states_confirmed"], 3, "{}", all.stdout);
+    let stored: i64 = rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM pair_state WHERE kind = 'GLOBAL'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("the GLOBAL state is stored");
+    assert_eq!(stored, 1);
+    let refused = run("a");
+    assert_ne!(refused.code, Some(0), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("keeps a GLOBAL (CDC) state"),
+        "{}",
+        refused.stderr
+    );
+}
+
 /// The holder is stopped (SIGSTOP) past its lease; another run takes the sync
 /// over and finishes; the first, continued, is refused at its next commit and
 /// exits non-zero, and nothing it tried to commit after losing the lease lands.

@@ -52,26 +52,55 @@ pub struct StateTarget {
     pub key: SyncKey,
     /// The run's leases, each checked inside every commit (see [`Lease`]).
     pub fence: Vec<Lease>,
-    /// The run syncs some of the source's streams only: a GLOBAL (CDC) state,
-    /// which covers every stream, cannot be committed by it.
-    pub refuse_global: bool,
+    /// The run syncs some of the source's streams only: a GLOBAL (CDC) or LEGACY
+    /// state, either of which covers every stream, cannot be committed by it.
+    pub refuse_shared: bool,
 }
 
 impl Checkpoints for StateTarget {
     fn commit(&self, states: &[AirbyteStateMessage]) -> Result<(), CheckpointError> {
-        if self.refuse_global
-            && states
+        if self.refuse_shared
+            && let Some(shared) = states
                 .iter()
-                .any(|s| s.effective_type() == StateType::Global)
+                .map(AirbyteStateMessage::effective_type)
+                .find(|t| matches!(t, StateType::Global | StateType::Legacy))
         {
-            return Err(CheckpointError(Box::new(StateError::GlobalSplit {
+            return Err(CheckpointError(Box::new(StateError::SharedStateSplit {
                 connector: self.key.source.clone(),
+                kind: SharedState::of(shared),
             })));
         }
         self.store
             .backend
             .commit(&self.key, states, &self.fence)
             .map_err(|e| CheckpointError(Box::new(e)))
+    }
+}
+
+/// A state that covers all of a source's streams at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedState {
+    /// A GLOBAL state (a CDC source's).
+    Global,
+    /// A LEGACY state (one blob, or a state message without a type).
+    Legacy,
+}
+
+impl SharedState {
+    fn of(kind: StateType) -> Self {
+        match kind {
+            StateType::Legacy => Self::Legacy,
+            _ => Self::Global,
+        }
+    }
+}
+
+impl std::fmt::Display for SharedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Global => "a GLOBAL (CDC) state",
+            Self::Legacy => "a LEGACY state",
+        })
     }
 }
 
@@ -134,14 +163,16 @@ pub enum StateError {
         /// Who holds it now, if anyone.
         taken_by: Option<String>,
     },
-    /// A run of some streams met a GLOBAL state, which covers all of them.
+    /// A run of some streams met a GLOBAL or LEGACY state, which covers all of them.
     #[error(
-        "source {connector} keeps a GLOBAL (CDC) state, which covers all its streams: they \
-         cannot be synced apart; sync all of its streams in one run (no --streams)"
+        "source {connector} keeps {kind}, which covers all its streams: they cannot be \
+         synced apart; sync all of its streams in one run (no --streams)"
     )]
-    GlobalSplit {
+    SharedStateSplit {
         /// The source.
         connector: String,
+        /// Which kind of state.
+        kind: SharedState,
     },
     /// PostgreSQL failed, or cannot be reached.
     #[error("state database {location}: {reason}")]

@@ -362,15 +362,26 @@ fn a_lease_is_held_by_one_run_fenced_by_its_token_and_taken_over_once_it_runs_ou
     }
 }
 
+/// Four workers, each with its own connection to one store (as on four
+/// machines), ask for one lease at the same moment: exactly one gets it.
 #[test]
 fn two_workers_asking_at_the_same_moment_get_one_lease() {
     use std::time::Duration;
-    for (backend, store) in stores() {
-        let store = std::sync::Arc::new(store);
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut locations = vec![("sqlite", dir.path().join("state.db").display().to_string())];
+    if let Some(url) = fresh_pg_database() {
+        locations.push(("postgres", url));
+    }
+    for (backend, location) in locations {
+        // Made once first, so the workers race for the lease, not for the schema.
+        StateStore::connect(&location).expect("schema");
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
         let handles: Vec<_> = (0..4)
             .map(|i| {
-                let store = store.clone();
+                let (location, start) = (location.clone(), start.clone());
                 std::thread::spawn(move || {
+                    let store = StateStore::connect(&location).expect("connect");
+                    start.wait();
                     store
                         .acquire_lease("race", &format!("worker-{i}"), Duration::from_secs(30))
                         .expect("ask")
@@ -394,7 +405,7 @@ fn a_run_of_some_streams_cannot_commit_a_global_state() {
         store: store.clone(),
         key: SyncKey::new("source-cdc", "dst"),
         fence: Vec::new(),
-        refuse_global: true,
+        refuse_shared: true,
     };
     let global: AirbyteStateMessage = serde_json::from_value(json!({
         "type": "GLOBAL",
@@ -409,6 +420,11 @@ fn a_run_of_some_streams_cannot_commit_a_global_state() {
             .expect("load")
             .is_empty()
     );
+    // Nor a LEGACY one (a state without a type), which covers every stream too.
+    let legacy: AirbyteStateMessage =
+        serde_json::from_value(json!({"data": {"users": 1}})).expect("legacy");
+    let error = target.commit(&[legacy]).expect_err("refused").0.to_string();
+    assert!(error.contains("keeps a LEGACY state"), "{error}");
     target
         .commit(&[stream_state("users", None, 1)])
         .expect("a STREAM state is fine");

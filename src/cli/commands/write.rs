@@ -94,7 +94,7 @@ pub(crate) async fn run(args: WriteArgs) -> Result<ExitCode, Failure> {
             store: Arc::new(store),
             key: SyncKey::new(&args.source_name, destination.identity().await),
             fence: Vec::new(),
-            refuse_global: false,
+            refuse_shared: false,
         });
     }
     let display = progress::Display::new(args.json);
