@@ -24,7 +24,7 @@ fi
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
 rootfs="$ctx/rootfs"
-mkdir -p "$rootfs/usr/local/bin" "$rootfs/tmp" "$rootfs/var/lib/airlock"
+mkdir -p "$rootfs/usr/local/bin" "$rootfs/tmp" "$ctx/home"
 strip -o "$rootfs/usr/local/bin/airlock" "$BIN"
 # Every library the loader maps, the loader included, at the path ldd names.
 for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
@@ -32,11 +32,10 @@ for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
   cp -L "$lib" "$rootfs$lib"
 done
 chmod 1777 "$rootfs/tmp"
-# The home belongs to the image's user (as root); else anyone may write it, like /tmp.
-chown 65532:65532 "$rootfs/var/lib/airlock" 2>/dev/null || chmod 1777 "$rootfs/var/lib/airlock"
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY rootfs/ /
+COPY --chown=65532:65532 home/ /var/lib/airlock/
 ENV AIRLOCK_HOME=/var/lib/airlock HOME=/var/lib/airlock TMPDIR=/tmp
 USER 65532:65532
 WORKDIR /var/lib/airlock

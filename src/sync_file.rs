@@ -540,10 +540,7 @@ impl SyncFile {
                     .insert((what.clone(), "state_secret".into()), line);
             }
             if let Some(state) = &entry.state
-                && let Some((_, rest)) = state.split_once("://")
-                && rest
-                    .split_once('@')
-                    .is_some_and(|(auth, _)| auth.contains(':'))
+                && crate::state::url_holds_password(state)
             {
                 checker.add(
                     at("state"),

@@ -69,10 +69,8 @@ deadline_secs = 3600
         args[..4],
         ["sync", "--file", "/etc/airlock/syncs.toml", "faker-to-pg"].map(String::from)
     );
-    assert!(
-        args.ends_with(&["--state-db".into(), "$(AIRLOCK_STATE_DB)".into()]),
-        "{args:?}"
-    );
+    // The state URL (no password) is the file's own: no flag overrides it.
+    assert!(!args.contains(&"--state-db".to_owned()), "{args:?}");
     let env = container.env.as_ref().expect("env");
     let from_secret = |name: &str| {
         env.iter()
@@ -84,10 +82,7 @@ deadline_secs = 3600
         from_secret("TUNNEL_TOKEN"),
         Some(("airlock-secrets".into(), "TUNNEL_TOKEN".into()))
     );
-    assert_eq!(
-        from_secret("AIRLOCK_STATE_DB"),
-        Some(("airlock-secrets".into(), "state-db".into()))
-    );
+    assert_eq!(from_secret("AIRLOCK_STATE_DB"), None);
     let mounts = container.volume_mounts.as_ref().expect("mounts");
     assert!(mounts.iter().any(|m| m.mount_path == "/etc/airlock"));
     assert!(mounts.iter().any(|m| m.mount_path == "/run/secrets/dw"));
@@ -108,8 +103,8 @@ deadline_secs = 3600
         .and_then(|r| r.limits.as_ref())
         .expect("limits");
     assert_eq!(
-        limits["memory"].0, "768Mi",
-        "the sandbox's 512 MiB and airlock's own"
+        limits["memory"].0, "1280Mi",
+        "the sandbox's 512 MiB for each connector, and airlock's own"
     );
 
     let fanned = jobs(&["--fan-out", "streams"]);
@@ -144,6 +139,67 @@ deadline_secs = 3600
         })
         .collect();
     assert_eq!(streams, ["users", "purchases"]);
+}
+
+/// What a pod cannot run is refused before any manifest is printed, naming the
+/// entry and the fix; names that Kubernetes would merge get a hash each.
+#[test]
+fn k8s_jobs_refuse_what_a_pod_cannot_run_and_keep_job_names_apart() {
+    let sb = Sandbox::new();
+    let run = |body: &str, extra: &[&str]| {
+        let file = sb.file("syncs.toml", body);
+        let mut args = vec!["k8s", "job", "--file", file.to_str().unwrap(), "s"];
+        args.extend_from_slice(extra);
+        sb.run(&args, None)
+    };
+    let file = |source: &str, sync: &str| {
+        format!(
+            "[sources.src]\nconnector = \"source-faker\"\n{source}\n\
+             [destinations.dst]\nconnector = \"destination-dev-null\"\n\
+             [syncs.s]\nsource = \"src\"\ndestination = \"dst\"\n{sync}\n"
+        )
+    };
+    let pg = r#"state_secret = { env = "AIRLOCK_STATE_DB" }"#;
+    for (source, sync, expected) in [
+        ("", "", "a Job keeps its state in PostgreSQL"),
+        (
+            "",
+            r#"state = "/var/lib/state.db""#,
+            "a Job keeps its state in PostgreSQL",
+        ),
+        (r#"docker_image = """#, pg, "has no Docker engine"),
+        (r#"pip_url = "airbyte-source-faker""#, pg, "has no Python"),
+        (r#"wasm = "faker.wasm""#, pg, "wasm faker.wasm is relative"),
+        (
+            r#"secrets = { token = { file = "/tmp/token" } }"#,
+            pg,
+            "the secret token is read from /tmp/token",
+        ),
+    ] {
+        let out = run(&file(source, sync), &[]);
+        assert_eq!(out.code, Some(2), "{source} {sync}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "{source} {sync}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "no manifest: {}", out.stdout);
+    }
+    let out = run(
+        &file("", &format!("{pg}\nstreams = [\"Users_A\", \"users-a\"]")),
+        &["--fan-out", "streams"],
+    );
+    out.expect_code(0);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let jobs: Vec<Job> = serde_json::from_value(list["items"].clone()).expect("typed Jobs");
+    let names: Vec<String> = jobs
+        .iter()
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert_ne!(names[0], names[1], "{names:?}");
+    assert_eq!(names[1], "airlock-s-users-a", "a clean name stays as it is");
+    assert!(names.iter().all(|n| n.len() <= 63), "{names:?}");
 }
 
 /// The airlock image of this test run, `airlock:test`, made of the very binary the
@@ -328,6 +384,28 @@ allow_net = ["{host}:{port}"]
         ("AIRLOCK_STATE_DB", state_url.clone()),
     ]);
     let image = airlock_image();
+    // On its own (no emptyDirs, as `docker run` would start it), the image's
+    // user writes its home: the compile cache, the read cache, the state.
+    let alone = Command::new("docker")
+        .args(["run", "--rm", image, "sync", "--source", "source-faker"])
+        .args(["--source-config", r#"{"count": 10}"#])
+        .args([
+            "--destination",
+            "destination-dev-null",
+            "--destination-config",
+        ])
+        .arg(r#"{"test_destination":{"test_destination_type":"SILENT"}}"#)
+        .arg("--json")
+        .output()
+        .expect("docker run");
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(alone.stdout.trim_ascii()).expect("the sync's JSON");
+    assert_eq!(result["records_confirmed"], 30, "{result}");
     let jobs = k8s_jobs(
         &sb,
         &[

@@ -168,6 +168,7 @@ source = "faker"
 destination = "pg"
 streams = ["users"]
 state_secret = {{ file = "{state_url}" }}
+destination_id = "{schema}"
 cache = "none"
 [syncs.faker-to-pg.sandbox]
 allow_net = ["{host}:{port}"]
@@ -200,11 +201,13 @@ allow_net = ["{host}:{port}"]
         "50"
     );
     // Its state is in PostgreSQL, where the referenced URL points.
-    assert_ne!(
-        pg.psql(
-            "SELECT count(*) FROM airlock_stream_state WHERE source = 'source-faker' AND stream = 'users'"
-        ),
-        "0"
+    // (filed under this test's own destination id: the database is shared)
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(*) FROM airlock_stream_state WHERE source = 'source-faker' \
+             AND destination = '{schema}' AND stream = 'users'"
+        )),
+        "1"
     );
     // Nothing airlock prints carries the config (the test server's password,
     // "airlock", is too common a word to search for).

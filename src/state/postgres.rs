@@ -35,18 +35,47 @@ pub(super) fn is_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
-/// `url` without its password, for messages.
+/// `url` without its password, for messages: the one in its user part and a
+/// `password=` parameter both show as `***`.
 pub(super) fn shown(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = match rest.split_once('@') {
         Some((auth, host)) => {
             let user = auth.split_once(':').map_or(auth, |(user, _)| user);
             format!("{scheme}://{user}:***@{host}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{rest}"),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key == "password" => format!("{key}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
+}
+
+/// Whether `url` carries a password: in its user part or as a `password=`
+/// parameter.
+pub(super) fn holds_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    rest.split_once('@')
+        .is_some_and(|(auth, _)| auth.contains(':'))
+        || query.split('&').any(|param| param.starts_with("password="))
 }
 
 type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
@@ -98,9 +127,27 @@ const SCHEMA: &str = "
     );
 ";
 
+/// What the server lets one statement, one wait for a lock and one idle
+/// transaction take: a state commit or a lease is a few rows, so a call that
+/// runs this long is stuck (a partition, a lock held by a stuck session), and
+/// fails instead of hanging the run and holding its row locks.
+const SESSION_LIMITS: &str =
+    "-c statement_timeout=30000 -c lock_timeout=15000 -c idle_in_transaction_session_timeout=60000";
+
 fn connect(url: &str) -> Result<Client, postgres::Error> {
     let mut config: postgres::Config = url.parse()?;
     config.connect_timeout(CONNECT_TIMEOUT);
+    // A peer that vanished (no FIN, no RST) is noticed in about half a minute,
+    // not at the kernel's two-hour keepalive.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .tcp_user_timeout(Duration::from_secs(30));
+    let options = match config.get_options() {
+        Some(given) => format!("{SESSION_LIMITS} {given}"),
+        None => SESSION_LIMITS.to_owned(),
+    };
+    config.options(&options);
     config.connect(NoTls)
 }
 

@@ -236,6 +236,23 @@ fn updated_config_filed_under_given(store: &StateStore) {
     );
 }
 
+/// A password given as a URL parameter is as secret as one in the user part.
+#[test]
+fn a_password_parameter_is_masked_and_counts_as_a_password() {
+    let url = "postgres://loader@127.0.0.1:1/nowhere?sslmode=disable&password=s3cretpw";
+    let error = StateStore::connect(url).expect_err("nothing listens on port 1");
+    let text = error.to_string();
+    assert!(!text.contains("s3cretpw"), "{text}");
+    assert!(text.contains("password=***"), "{text}");
+    assert!(text.contains("sslmode=disable"), "{text}");
+    assert!(super::url_holds_password(url));
+    assert!(super::url_holds_password("postgresql://u:p@h/db"));
+    assert!(!super::url_holds_password(
+        "postgres://u@h/db?sslmode=disable"
+    ));
+    assert!(!super::url_holds_password("/var/lib/airlock/state.db"));
+}
+
 #[test]
 fn postgres_is_reached_by_url_with_its_password_never_shown() {
     let error = StateStore::connect("postgres://loader:s3cretpw@127.0.0.1:1/nowhere")
@@ -294,6 +311,35 @@ fn postgres_going_away_is_a_named_error_and_the_next_commit_reconnects() {
     let other = StateStore::connect(&url).expect("second worker");
     assert_eq!(other.id(), store.id());
     assert_eq!(other.load(&key).expect("load"), stored);
+}
+
+/// A stuck session holds a lock the commit needs: the commit fails with the
+/// server's lock timeout, named, instead of hanging the run; once the lock is
+/// gone the next commit lands.
+#[test]
+fn a_commit_blocked_by_a_stuck_lock_fails_instead_of_hanging() {
+    let Some(url) = fresh_pg_database() else {
+        return;
+    };
+    let store = StateStore::connect(&url).expect("connect");
+    let key = SyncKey::new("src", "dst");
+    store
+        .commit(&key, &[stream_state("a", None, 1)])
+        .expect("first");
+    let mut stuck = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("stuck session");
+    let mut hold = stuck.transaction().expect("begin");
+    hold.batch_execute("LOCK TABLE airlock_stream_state IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let error = store
+        .commit(&key, &[stream_state("a", None, 2)])
+        .expect_err("the lock is held");
+    let text = error.to_string();
+    assert!(text.starts_with("state database postgres://"), "{text}");
+    assert!(text.contains("lock timeout"), "{text}");
+    hold.rollback().expect("rollback");
+    store
+        .commit(&key, &[stream_state("a", None, 3)])
+        .expect("the lock is gone");
 }
 
 #[test]

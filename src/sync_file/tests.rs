@@ -170,6 +170,10 @@ state_secret = { env = "STATE_URL" }
 source = "s"
 destination = "d"
 state_secret = { file = "/nonexistent/state-url" }
+[syncs.parameter]
+source = "s"
+destination = "d"
+state = "postgres://airlock@db/airlock?password=hunter22"
 "#;
     let found = problems(text);
     assert!(
@@ -188,7 +192,13 @@ state_secret = { file = "/nonexistent/state-url" }
         found.iter().all(|p| !p.message.contains("hunter22")),
         "{found:#?}"
     );
-    assert_eq!(found.len(), 2, "the reference alone is fine: {found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.line == 21 && p.message.contains("holds a password inline")),
+        "a password parameter too: {found:#?}"
+    );
+    assert_eq!(found.len(), 3, "the reference alone is fine: {found:#?}");
     // Resolving it, as a run would, names what is missing, with its line.
     let text = r#"[sources.s]
 connector = "source-faker"

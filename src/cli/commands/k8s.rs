@@ -4,11 +4,13 @@
 //!
 //! Owns the mapping from a sync entry to a Job: the airlock image running `sync
 //! --file`, the sync file from a ConfigMap, the secrets the file references from
-//! a Secret (variables as `secretKeyRef`, files as mounted keys), the state
-//! database URL from the Secret when it is PostgreSQL, resource limits from the
-//! sandbox policy, `backoffLimit`, `activeDeadlineSeconds` from the deadline, and
+//! a Secret (variables as `secretKeyRef`, files as mounted keys; `state_secret`
+//! too), resource limits from the sandbox policy, `backoffLimit`, `activeDeadlineSeconds` from the deadline, and
 //! the image's user (not root) on a read-only file system but for emptyDirs at its
 //! home and `/tmp`.
+//! A sync a pod cannot run is refused up front: state not in PostgreSQL (a
+//! SQLite file would die with its pod), a connector from a Docker image or pip,
+//! relative paths, secret files where the Job mounts its own folders.
 //! It applies nothing: no cluster is contacted.
 
 use std::collections::BTreeMap;
@@ -74,7 +76,7 @@ pub struct JobArgs {
     #[arg(long, value_name = "NAME", default_value = "airlock-syncs")]
     pub config_map: String,
     /// The Secret holding the file's secrets (keys: the variables' names and the
-    /// files' names) and, for PostgreSQL state, `state-db` (the URL).
+    /// files' names), `state_secret`'s among them.
     #[arg(long, value_name = "NAME", default_value = "airlock-secrets")]
     pub secret: String,
     /// The namespace of the Jobs.
@@ -98,22 +100,106 @@ pub(crate) fn run(command: K8sCommand) -> Result<ExitCode, Failure> {
 }
 
 /// A Kubernetes name from `text`: lowercase letters, digits and dashes, at most
-/// 63 characters.
+/// 63 characters. When that loses anything (case, other characters, length), a
+/// hash of `text` ends it, so `a_b` and `a-b` never name the same Job.
 fn dns_name(text: &str) -> String {
-    let mut name: String = text
+    use sha2::{Digest, Sha256};
+    let name: String = text
         .chars()
         .map(|c| match c.to_ascii_lowercase() {
             c @ ('a'..='z' | '0'..='9') => c,
             _ => '-',
         })
         .collect();
-    name.truncate(63);
-    name.trim_matches('-').to_owned()
+    if name == text && name.len() <= 63 && !name.starts_with('-') && !name.ends_with('-') {
+        return name;
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let mut stem = name;
+    stem.truncate(63 - hash.len() - 1);
+    format!("{}-{hash}", stem.trim_matches('-'))
+}
+
+/// What a Job cannot run, or would run wrong: the first problem, with its fix.
+fn check_runnable(file: &SyncFile, args: &JobArgs, entry: &SyncEntry) -> Result<(), String> {
+    let sync = &args.name;
+    // A SQLite file on a pod's emptyDir lives and dies with the pod: every run
+    // would start over, and fanned-out pods would not see each other's leases.
+    let shared_state = entry.state_secret.is_some()
+        || entry
+            .state
+            .as_deref()
+            .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"));
+    if !shared_state {
+        return Err(format!(
+            "sync {sync}: a Job keeps its state in PostgreSQL, shared by every pod; set \
+             `state_secret = {{ env = \"AIRLOCK_STATE_DB\" }}` (the URL, from the Secret) or \
+             `state = \"postgres://USER@HOST/DB\"` in [syncs.{sync}]"
+        ));
+    }
+    let connectors = [
+        ("sources", &entry.source, file.sources.get(&entry.source)),
+        (
+            "destinations",
+            &entry.destination,
+            file.destinations.get(&entry.destination),
+        ),
+    ];
+    for (table, name, connector) in connectors {
+        let Some(connector) = connector else { continue };
+        let what = format!("[{table}.{name}]");
+        if connector.docker_image.is_some() {
+            return Err(format!(
+                "{what} runs a Docker image, and a Job's pod has no Docker engine: use a \
+                 connector the airlock image carries, or its WASI component (`wasm`)"
+            ));
+        }
+        if connector.pip_url.is_some() {
+            return Err(format!(
+                "{what} installs with pip, and the airlock image has no Python: use a \
+                 connector the image carries, or its WASI component (`wasm`)"
+            ));
+        }
+        let paths = [
+            ("wasm", &connector.wasm),
+            ("local_executable", &connector.local_executable),
+            ("config_file", &connector.config_file),
+        ];
+        for (key, path) in paths {
+            if let Some(path) = path
+                && !path.is_absolute()
+            {
+                return Err(format!(
+                    "{what}: {key} {} is relative, and only the sync file reaches the pod; \
+                     give the absolute path where an image built FROM the airlock image \
+                     keeps it",
+                    path.display()
+                ));
+            }
+        }
+        for (field, reference) in &connector.secrets {
+            let Some(path) = &reference.file else {
+                continue;
+            };
+            let reserved = [FILE_DIR, WRITABLE_DIRS[0].1, WRITABLE_DIRS[1].1];
+            if !path.is_absolute() || reserved.iter().any(|dir| path.starts_with(dir)) {
+                return Err(format!(
+                    "{what}: the secret {field} is read from {}, where the Job cannot mount \
+                     it; use an absolute path outside {} (e.g. /run/secrets/…)",
+                    path.display(),
+                    reserved.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The Jobs for `args.name`.
 fn jobs(file: &SyncFile, args: &JobArgs) -> Result<Vec<Job>, String> {
     let entry = file.sync(&args.name).map_err(|e| e.to_string())?;
+    check_runnable(file, args, entry)?;
     match args.fan_out {
         None => Ok(vec![job(file, args, entry, None)?]),
         Some(FanOut::Streams) if entry.streams.is_empty() => Err(format!(
@@ -192,15 +278,6 @@ fn job(
             files.entry(dir).or_default().push(key);
         }
     }
-    if entry
-        .state
-        .as_deref()
-        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
-    {
-        // The URL holds a password: it comes from the Secret, not the file.
-        env.push(secret_env("AIRLOCK_STATE_DB", &args.secret, "state-db"));
-        command.extend(["--state-db".to_owned(), "$(AIRLOCK_STATE_DB)".to_owned()]);
-    }
     let mut volumes = vec![Volume {
         name: "sync-file".into(),
         config_map: Some(ConfigMapVolumeSource {
@@ -255,9 +332,11 @@ fn job(
         });
     }
     let policy = entry.sandbox.as_ref();
+    // Each connector's sandbox gets the limit, and source and destination run at once.
     let memory_mib = policy
         .and_then(|p| p.memory_limit_mib)
         .unwrap_or(airlock::executor::sandbox::DEFAULT_MEMORY_LIMIT_BYTES / (1024 * 1024))
+        * 2
         + HOST_OVERHEAD_MIB;
     let memory = Quantity(format!("{memory_mib}Mi"));
     let resources = ResourceRequirements {
