@@ -414,8 +414,9 @@ impl<'a> SyncJob<'a> {
         let Some(store) = self.state.clone() else {
             return self.run_unleased().await;
         };
+        // What the source's states are filed under (its id, else its name).
         let source_name = match self.input {
-            WriteInput::Source(source) => source.name().to_owned(),
+            WriteInput::Source(source) => source.key().to_owned(),
             WriteInput::ReadResult(read) => read.source_name().to_owned(),
         };
         let identity = self.destination.identity().await.to_owned();
@@ -623,8 +624,9 @@ impl<'a> SyncJob<'a> {
     }
 
     async fn run_unleased(mut self) -> Result<SyncResult, SyncError> {
+        // What the source's states are filed under (its id, else its name).
         let source_name = match self.input {
-            WriteInput::Source(source) => source.name().to_owned(),
+            WriteInput::Source(source) => source.key().to_owned(),
             WriteInput::ReadResult(read) => read.source_name().to_owned(),
         };
         let given = self
@@ -658,11 +660,11 @@ impl<'a> SyncJob<'a> {
                     .config()
                     .ok_or_else(|| SourceError::NoConfig(source.name().to_owned()))?
                     .clone();
-                let source_config = self.current_config(source.name(), &source_given)?;
+                let source_config = self.current_config(source.key(), &source_given)?;
                 let control = self.control_callback(
                     ConnectorRole::Source,
                     source.name(),
-                    source.name(),
+                    source.key(),
                     &source_given,
                 );
                 let cache = match &self.cache {
@@ -683,7 +685,7 @@ impl<'a> SyncJob<'a> {
                         .await
                     }
                     Some(cache) => {
-                        let input_state = self.cached_read_state(&cache, source.name(), &key)?;
+                        let input_state = self.cached_read_state(&cache, source.key(), &key)?;
                         let resumed_from_state = input_state.is_some();
                         let options = ReadOptions {
                             strategy: self.strategy.unwrap_or_default(),
@@ -695,7 +697,7 @@ impl<'a> SyncJob<'a> {
                         let (commits, mut progress) =
                             tokio::sync::watch::channel(FillProgress::default());
                         let positions = PendingPositions::new(
-                            source.name(),
+                            source.key(),
                             &self.position_key(&key.destination),
                         );
                         let reading = source.read_into_cache(
@@ -735,7 +737,7 @@ impl<'a> SyncJob<'a> {
                             None => {
                                 SyncPipelined.emit();
                                 self.report_reading(counter.clone(), progress.clone());
-                                let so_far = ReadResult::from_cache(cache.clone(), source.name())?;
+                                let so_far = ReadResult::from_cache(cache.clone(), source.key())?;
                                 let writing = async {
                                     let written = self
                                         .write_cached(
@@ -780,7 +782,7 @@ impl<'a> SyncJob<'a> {
                         }
                         Ok(SyncResult {
                             sync_id: String::new(), // set by `run`
-                            source: source_name,
+                            source: source.name().to_owned(),
                             resumed_from_state,
                             cache: Some(cache.path().to_owned()),
                             records_read,
@@ -1196,7 +1198,7 @@ fn cached_so_far(
     match read {
         Ok(read) => Ok((read, None)),
         Err(SourceError::ReadFailed { source: error, .. }) => Ok((
-            ReadResult::from_cache(cache.clone(), source.name())?,
+            ReadResult::from_cache(cache.clone(), source.key())?,
             Some(error),
         )),
         Err(other) => Err(other.into()),

@@ -11,6 +11,8 @@
 //! [sources.faker]
 //! connector = "source-faker"
 //! config = { count = 1000, seed = 1 }
+//! id = "faker"                   # what its states are filed under; default: the
+//!                                # connector (two sources of one connector need ids)
 //!
 //! [destinations.warehouse]
 //! connector = "destination-postgres"
@@ -44,8 +46,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::executor::sandbox::PolicyFile;
 
 /// Keys a source or destination entry may have.
-const CONNECTOR_KEYS: [&str; 9] = [
+const CONNECTOR_KEYS: [&str; 10] = [
     "connector",
+    "id",
     "config",
     "config_file",
     "secrets",
@@ -80,6 +83,12 @@ const STRATEGIES: [&str; 4] = ["auto", "append", "replace", "merge"];
 pub struct ConnectorEntry {
     /// The connector's name (`source-faker`, `destination-postgres`, …).
     pub connector: String,
+    /// What its states (and a source's cache log) are filed under. A source's
+    /// default is its connector's name, so two sources of one connector need
+    /// ids; a destination's default is its name and a fingerprint of its config
+    /// (a sync's `destination_id` wins).
+    #[serde(default)]
+    pub id: Option<String>,
     /// Its config, without secrets.
     #[serde(default)]
     pub config: Map<String, Value>,
@@ -461,6 +470,21 @@ impl SyncFile {
                 };
             }
         }
+        // Two sources filed under one key would share their states and cache log:
+        // a run of the second would resume from the first's cursor.
+        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, entry) in &file.sources {
+            let key = entry.id.as_deref().unwrap_or(&entry.connector);
+            if let Some(first) = keys.insert(key, name) {
+                checker.add(
+                    entry_at(&root, "sources", name),
+                    format!(
+                        "sources.{name}: sources.{first} is filed under {key:?} too, and their \
+                         states would be one; give each an `id` (e.g. id = \"{name}\")"
+                    ),
+                );
+            }
+        }
         for (name, value) in entries(&mut checker, &root, "syncs") {
             let name = name.get_ref().as_ref().to_owned();
             let what = format!("syncs.{name}");
@@ -726,6 +750,14 @@ impl SyncFile {
             Some(dir) if path.is_relative() => dir.join(path),
             _ => path.to_owned(),
         }
+    }
+}
+
+/// Where entry `name` of `section` starts in the file (its start if absent).
+fn entry_at(root: &DeTable<'_>, section: &str, name: &str) -> usize {
+    match root.get(section).map(|v| v.get_ref()) {
+        Some(DeValue::Table(table)) => table.get(name).map_or(0, |v| v.span().start),
+        _ => 0,
     }
 }
 

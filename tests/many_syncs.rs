@@ -412,6 +412,49 @@ elif args[0] == "read":
     );
 }
 
+/// Two sources of one connector that read different things (here: other seeds)
+/// into one destination keep their states and cache logs apart under their ids:
+/// the second does not resume from the first's cursor.
+#[test]
+fn two_sources_of_one_connector_with_ids_keep_their_states_apart() {
+    let sb = Sandbox::new();
+    let db = sb.path().join("state.db");
+    let cache = sb.path().join("cache.sqlite");
+    let run = |id: &str, seed: u32| {
+        let config = format!(r#"{{"count": 100, "seed": {seed}, "always_updated": false}}"#);
+        let mut args = sync_args(
+            db.to_str().unwrap(),
+            &config,
+            r#"{"test_destination":{"test_destination_type":"SILENT"}}"#,
+        )
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        args.extend(["--source-id".into(), id.into()]);
+        args.extend(["--cache-path".into(), cache.display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sb.run(&args, None);
+        out.expect_code(0);
+        out.json()
+    };
+    let first = run("db1", 1);
+    assert_eq!(first["records_confirmed"], 100, "{first}");
+    let second = run("db2", 2);
+    assert_eq!(second["resumed_from_state"], false, "{second}");
+    assert_eq!(second["records_confirmed"], 100, "{second}");
+    let again = run("db1", 1);
+    assert_eq!(again["resumed_from_state"], true, "{again}");
+    assert_eq!(again["records_sent"], 0, "{again}");
+    let keys: std::collections::BTreeSet<String> = rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            let mut q = c.prepare("SELECT source FROM stream_state")?;
+            let rows = q.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .expect("keys");
+    assert_eq!(keys, ["db1", "db2"].map(String::from).into());
+}
+
 /// The holder is stopped (SIGSTOP) past its lease; another run takes the sync
 /// over and finishes; the first, continued, is refused at its next commit and
 /// exits non-zero, and nothing it tried to commit after losing the lease lands.

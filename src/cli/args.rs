@@ -363,6 +363,11 @@ pub struct SyncArgs {
     /// across a config change.
     #[arg(long, value_name = "ID")]
     pub destination_id: Option<String>,
+    /// What the source's states and cache log are filed under. Default: its name.
+    /// Give one to each of two sources of one connector that read different
+    /// things (two databases), or their states would be one.
+    #[arg(long, value_name = "ID")]
+    pub source_id: Option<String>,
 
     /// Only these streams (comma-separated). Default: all.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]

@@ -35,10 +35,13 @@ impl<K> ConnectorBuilder<K> {
     }
 
     /// Who this connector is, for its stored states, cache positions and updated
-    /// configs. Default: its name and a fingerprint of its config without secret
-    /// values (and of its local root), so another folder or database is another
-    /// destination. Set an id to keep its history across a config change (or, with
-    /// the connector's bare name, to take over history from airlock 0.1).
+    /// configs. A destination's default: its name and a fingerprint of its config
+    /// without secret values (and of its local root), so another folder or
+    /// database is another destination; set an id to keep its history across a
+    /// config change (or, with the connector's bare name, to take over history
+    /// from airlock 0.1). A source's default: its name (its states and cache log
+    /// are filed under it, as PyAirbyte files them); give each of two sources of
+    /// one connector that read different things an id of its own.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self

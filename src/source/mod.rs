@@ -144,6 +144,7 @@ impl ConnectorBuilder<Source> {
         let executor = registry::resolve(&self.name, &self.options)?;
         Ok(Source {
             name: self.name,
+            id: self.id,
             executor: executor.into(),
             config: self.config,
             selected: None,
@@ -157,6 +158,9 @@ impl ConnectorBuilder<Source> {
 #[derive(Debug)]
 pub struct Source {
     name: String,
+    /// What its states, cache log and updated configs are filed under, if not
+    /// its name.
+    id: Option<String>,
     executor: Arc<dyn Executor>,
     config: Option<Value>,
     /// `None`: every stream.
@@ -187,6 +191,14 @@ impl Source {
     /// The source's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What its stored states, its log in a cache and its CONTROL-updated config
+    /// are filed under: the id it was given ([`SourceBuilder::id`]), else its
+    /// name (as PyAirbyte files them). Two sources of one connector that read
+    /// different things (two databases) need ids of their own.
+    pub fn key(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name)
     }
 
     /// The connector's version, if its backend can tell.
@@ -371,7 +383,7 @@ impl Source {
         let state = if options.force_full_refresh {
             None
         } else {
-            cache.source_state(&self.name)?.to_input_state()
+            cache.source_state(self.key())?.to_input_state()
         };
         self.read_into_cache(cache, options, config, state, CacheReadHooks::default())
             .await
@@ -415,7 +427,7 @@ impl Source {
         let output = std::mem::replace(&mut session.output, tokio::sync::mpsc::channel(1).1);
         let (keep_tail, keep_tail_rx) = tokio::sync::oneshot::channel();
         let plan = FillPlan {
-            source: self.name.clone(),
+            source: self.key().to_owned(),
             catalog: catalog.clone(),
             restart: options.force_full_refresh,
             control,
@@ -447,8 +459,8 @@ impl Source {
         }
         Ok(ReadResult {
             cache: cache.clone(),
-            source: self.name.clone(),
-            catalog: cache.catalog(&self.name)?,
+            source: self.key().to_owned(),
+            catalog: cache.catalog(self.key())?,
             records_read: summary.records,
             states_read: summary.states,
         })

@@ -218,3 +218,31 @@ state_secret = { file = "/nonexistent/state-url" }
         "{error}"
     );
 }
+
+/// Two sources of one connector (two databases) would share their states and
+/// cache log under the connector's name: each needs an id of its own.
+#[test]
+fn two_sources_of_one_connector_need_ids_of_their_own() {
+    let text = r#"[sources.db1]
+connector = "source-faker"
+[sources.db2]
+connector = "source-faker"
+[destinations.d]
+connector = "destination-local-json"
+"#;
+    let found = problems(text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].line, 3, "{found:#?}");
+    assert!(
+        found[0]
+            .message
+            .contains("sources.db2: sources.db1 is filed under \"source-faker\" too")
+            && found[0].message.contains("give each an `id`"),
+        "{found:#?}"
+    );
+    let with_ids = text
+        .replace("[sources.db1]\n", "[sources.db1]\nid = \"db1\"\n")
+        .replace("[sources.db2]\n", "[sources.db2]\nid = \"db2\"\n");
+    let file = SyncFile::parse(Path::new("syncs.toml"), &with_ids).expect("valid");
+    assert_eq!(file.sources["db2"].id.as_deref(), Some("db2"));
+}

@@ -30,6 +30,7 @@ struct Plan {
     destination_config: serde_json::Value,
     destination_options: ExecutorOptions,
     destination_id: Option<String>,
+    source_id: Option<String>,
     streams: Vec<String>,
     strategy: WriteStrategy,
     full_refresh: bool,
@@ -70,6 +71,7 @@ fn plan_from_flags(args: &SyncArgs) -> Result<Plan, Failure> {
         destination_config: config::read_config_arg(destination_config).map_err(usage)?,
         destination_options: args.executor.options().map_err(flag_error)?,
         destination_id: args.destination_id.clone(),
+        source_id: args.source_id.clone(),
         streams: args.streams.clone(),
         strategy: args.strategy.into(),
         full_refresh: args.full_refresh,
@@ -145,7 +147,9 @@ fn plan_from_file(args: &SyncArgs, path: &std::path::Path, name: &str) -> Result
         destination_id: args
             .destination_id
             .clone()
-            .or_else(|| entry.destination_id.clone()),
+            .or_else(|| entry.destination_id.clone())
+            .or_else(|| destination.id.clone()),
+        source_id: args.source_id.clone().or_else(|| source.id.clone()),
         streams: if args.streams.is_empty() {
             entry.streams.clone()
         } else {
@@ -186,11 +190,13 @@ pub(crate) async fn run(args: SyncArgs) -> Result<ExitCode, Failure> {
     if let Some(id) = &plan.destination_id {
         destination = destination.with_id(id);
     }
-    let source = airlock::source::get_source(&plan.source)
+    let mut source = airlock::source::get_source(&plan.source)
         .executor_options(plan.source_options)
-        .config(plan.source_config)
-        .build()
-        .map_err(source_failure)?;
+        .config(plan.source_config);
+    if let Some(id) = &plan.source_id {
+        source = source.id(id);
+    }
+    let source = source.build().map_err(source_failure)?;
     source.validate_config().await.map_err(source_failure)?;
     destination
         .validate_config()
