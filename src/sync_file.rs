@@ -564,7 +564,7 @@ impl SyncFile {
                     .insert((what.clone(), "state_secret".into()), line);
             }
             if let Some(state) = &entry.state
-                && crate::state::url_holds_password(state)
+                && crate::config::url_holds_password(state)
             {
                 checker.add(
                     at("state"),

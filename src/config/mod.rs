@@ -4,7 +4,8 @@
 //! Owns reading CFG arguments (a file path or inline JSON), JSON Schema validation
 //! with errors that name the path, and masking of fields the spec marks
 //! `airbyte_secret`, in configs ([`redact`]) and in anything a connector says
-//! ([`SecretMask`]). It does not run connectors.
+//! ([`SecretMask`]), and the password of a connection URL ([`url_without_password`],
+//! [`url_holds_password`]). It does not run connectors.
 
 mod mask;
 
@@ -256,6 +257,50 @@ pub fn validate(connector: &str, spec_schema: &Value, config: &Value) -> Result<
             violations,
         })
     }
+}
+
+/// A connection URL (`postgres://…`) without its password, for messages: the one in its user part and a
+/// `password=` parameter both show as `***`.
+pub fn url_without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = match rest.split_once('@') {
+        Some((auth, host)) => {
+            let user = auth.split_once(':').map_or(auth, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => format!("{scheme}://{rest}"),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key == "password" => format!("{key}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Whether a connection URL carries a password (a secret, which belongs
+/// behind a reference, never in a file): in its user part or as a `password=`
+/// parameter.
+pub fn url_holds_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    rest.split_once('@')
+        .is_some_and(|(auth, _)| auth.contains(':'))
+        || query.split('&').any(|param| param.starts_with("password="))
 }
 
 #[cfg(test)]

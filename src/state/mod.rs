@@ -77,13 +77,6 @@ impl Checkpoints for StateTarget {
     }
 }
 
-/// Whether `location` is a PostgreSQL URL that carries a password (in its user
-/// part or as a `password=` parameter): such a URL belongs behind a secret
-/// reference, never in a file.
-pub fn url_holds_password(location: &str) -> bool {
-    postgres::is_url(location) && postgres::holds_password(location)
-}
-
 /// A state that covers all of a source's streams at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedState {

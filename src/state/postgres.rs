@@ -35,47 +35,9 @@ pub(super) fn is_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
-/// `url` without its password, for messages: the one in its user part and a
-/// `password=` parameter both show as `***`.
+/// `url` without its password, for messages.
 pub(super) fn shown(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
-        None => (rest, None),
-    };
-    let mut out = match rest.split_once('@') {
-        Some((auth, host)) => {
-            let user = auth.split_once(':').map_or(auth, |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => format!("{scheme}://{rest}"),
-    };
-    if let Some(query) = query {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|param| match param.split_once('=') {
-                Some((key, _)) if key == "password" => format!("{key}=***"),
-                _ => param.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
-}
-
-/// Whether `url` carries a password: in its user part or as a `password=`
-/// parameter.
-pub(super) fn holds_password(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    rest.split_once('@')
-        .is_some_and(|(auth, _)| auth.contains(':'))
-        || query.split('&').any(|param| param.starts_with("password="))
+    crate::config::url_without_password(url)
 }
 
 type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;

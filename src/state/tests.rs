@@ -245,12 +245,14 @@ fn a_password_parameter_is_masked_and_counts_as_a_password() {
     assert!(!text.contains("s3cretpw"), "{text}");
     assert!(text.contains("password=***"), "{text}");
     assert!(text.contains("sslmode=disable"), "{text}");
-    assert!(super::url_holds_password(url));
-    assert!(super::url_holds_password("postgresql://u:p@h/db"));
-    assert!(!super::url_holds_password(
+    assert!(crate::config::url_holds_password(url));
+    assert!(crate::config::url_holds_password("postgresql://u:p@h/db"));
+    assert!(!crate::config::url_holds_password(
         "postgres://u@h/db?sslmode=disable"
     ));
-    assert!(!super::url_holds_password("/var/lib/airlock/state.db"));
+    assert!(!crate::config::url_holds_password(
+        "/var/lib/airlock/state.db"
+    ));
 }
 
 #[test]
