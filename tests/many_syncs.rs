@@ -261,23 +261,15 @@ fn a_run_whose_lease_is_taken_over_stops_at_its_next_renewal() {
     let sb = Sandbox::new();
     let db = sb.path().join("state.db");
     let finished = sb.path().join("source-finished");
-    let source = sb.script(
+    let source = python_source(
+        &sb,
         "quiet-source.py",
+        r#"[{"name": "s", "json_schema": {}, "supported_sync_modes": ["full_refresh"]}]"#,
         &format!(
-            r#"#!/usr/bin/env python3
-import json, sys, time
-args = sys.argv[1:]
-def out(m): print(json.dumps(m), flush=True)
-if args[0] == "spec":
-    out({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object"}}}}}})
-elif args[0] == "discover":
-    out({{"type": "CATALOG", "catalog": {{"streams": [{{"name": "s", "json_schema": {{}}, "supported_sync_modes": ["full_refresh"]}}]}}}})
-elif args[0] == "read":
-    for n in range(600):
-        out({{"type": "RECORD", "record": {{"stream": "s", "data": {{"n": n}}, "emitted_at": 1}}}})
-        time.sleep(0.1)
-    open("{finished}", "w").write("done")
-"#,
+            r#"for n in range(600):
+    out({{"type": "RECORD", "record": {{"stream": "s", "data": {{"n": n}}, "emitted_at": 1}}}})
+    time.sleep(0.1)
+open("{finished}", "w").write("done")"#,
             finished = finished.display()
         ),
     );
@@ -339,24 +331,20 @@ elif args[0] == "read":
 fn a_global_state_cannot_be_split_but_naming_every_stream_is_a_run_of_all() {
     let sb = Sandbox::new();
     let db = sb.path().join("state.db");
-    let source = sb.script(
+    let stream = |name: &str| {
+        format!(
+            r#"{{"name": "{name}", "json_schema": {{}}, "supported_sync_modes": ["full_refresh", "incremental"], "source_defined_cursor": True}}"#
+        )
+    };
+    let source = python_source(
+        &sb,
         "cdc-source.py",
-        r#"#!/usr/bin/env python3
-import json, sys
-args = sys.argv[1:]
-def out(m): print(json.dumps(m), flush=True)
-if args[0] == "spec":
-    out({"type": "SPEC", "spec": {"connectionSpecification": {"type": "object"}}})
-elif args[0] == "discover":
-    stream = lambda n: {"name": n, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"], "source_defined_cursor": True}
-    out({"type": "CATALOG", "catalog": {"streams": [stream("a"), stream("b")]}})
-elif args[0] == "read":
-    for n in range(1, 4):
-        for s in ("a", "b"):
-            out({"type": "RECORD", "record": {"stream": s, "data": {"n": n}, "emitted_at": 1}})
-        out({"type": "STATE", "state": {"type": "GLOBAL", "global": {"shared_state": {"lsn": n},
-            "stream_states": [{"stream_descriptor": {"name": s}, "stream_state": {"n": n}} for s in ("a", "b")]}}})
-"#,
+        &format!("[{}, {}]", stream("a"), stream("b")),
+        r#"for n in range(1, 4):
+    for s in ("a", "b"):
+        out({"type": "RECORD", "record": {"stream": s, "data": {"n": n}, "emitted_at": 1}})
+    out({"type": "STATE", "state": {"type": "GLOBAL", "global": {"shared_state": {"lsn": n},
+        "stream_states": [{"stream_descriptor": {"name": s}, "stream_state": {"n": n}} for s in ("a", "b")]}}})"#,
     );
     let run = |streams: &str| {
         sb.run(

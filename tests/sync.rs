@@ -71,31 +71,21 @@ fn streams_and_strategies_are_checked_before_anything_runs() {
 /// each, records the --state it was given, and crashes if told to.
 fn scripted_source(sb: &Sandbox, crash_after: Option<usize>) -> std::path::PathBuf {
     let seen = sb.path().join("state-seen.json");
-    sb.script(
+    python_source(
+        sb,
         "source.py",
+        r#"[{"name": "s", "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"], "default_cursor_field": ["n"]}]"#,
         &format!(
-            r#"#!/usr/bin/env python3
-import json, sys
-args = sys.argv[1:]
-def out(m): print(json.dumps(m), flush=True)
-if args[0] == "spec":
-    out({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object"}}}}}})
-elif args[0] == "discover":
-    out({{"type": "CATALOG", "catalog": {{"streams": [{{"name": "s", "json_schema": {{}}, "supported_sync_modes": ["full_refresh", "incremental"], "default_cursor_field": ["n"]}}]}}}})
-elif args[0] == "read":
-    state = None
-    if "--state" in args:
-        state = json.load(open(args[args.index("--state") + 1]))
-    json.dump(state, open("{seen}", "w"))
-    start = state[0]["stream"]["stream_state"]["n"] if state else 0
-    crash = {crash}
-    for n in range(start + 1, start + 4):
-        out({{"type": "RECORD", "record": {{"stream": "s", "data": {{"n": n}}, "emitted_at": 1}}}})
-        out({{"type": "STATE", "state": {{"type": "STREAM", "stream": {{"stream_descriptor": {{"name": "s"}}, "stream_state": {{"n": n}}}}}}}})
-        if crash is not None and n - start >= crash:
-            print("source exploded", file=sys.stderr, flush=True)
-            sys.exit(7)
-"#,
+            r#"state = json.load(open(arg("--state"))) if arg("--state") else None
+json.dump(state, open("{seen}", "w"))
+start = state[0]["stream"]["stream_state"]["n"] if state else 0
+crash = {crash}
+for n in range(start + 1, start + 4):
+    out({{"type": "RECORD", "record": {{"stream": "s", "data": {{"n": n}}, "emitted_at": 1}}}})
+    out({{"type": "STATE", "state": {{"type": "STREAM", "stream": {{"stream_descriptor": {{"name": "s"}}, "stream_state": {{"n": n}}}}}}}})
+    if crash is not None and n - start >= crash:
+        print("source exploded", file=sys.stderr, flush=True)
+        sys.exit(7)"#,
             seen = seen.display(),
             crash = crash_after.map_or("None".to_owned(), |n| n.to_string()),
         ),

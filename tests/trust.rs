@@ -257,25 +257,13 @@ fn the_state_database_is_readable_by_its_owner_only() {
 /// A source with one stream `s` that emits `records` records and no STATE, after
 /// sleeping `delay` seconds.
 fn stateless_source(sb: &Sandbox) -> PathBuf {
-    sb.script(
+    python_source(
+        sb,
         "stateless.py",
-        r#"#!/usr/bin/env python3
-import json, sys, time
-args = sys.argv[1:]
-def out(m): print(json.dumps(m), flush=True)
-if args[0] == "spec":
-    out({"type": "SPEC", "spec": {"connectionSpecification": {"type": "object"}}})
-    sys.exit(0)
-config = json.load(open(args[args.index("--config") + 1]))
-if args[0] == "check":
-    out({"type": "CONNECTION_STATUS", "connectionStatus": {"status": "SUCCEEDED"}})
-elif args[0] == "discover":
-    out({"type": "CATALOG", "catalog": {"streams": [{"name": "s", "json_schema": {}, "supported_sync_modes": ["full_refresh"]}]}})
-elif args[0] == "read":
-    time.sleep(config.get("delay", 0))
-    for n in range(config.get("records", 4)):
-        out({"type": "RECORD", "record": {"stream": "s", "data": {"n": n}, "emitted_at": 1}})
-"#,
+        r#"[{"name": "s", "json_schema": {}, "supported_sync_modes": ["full_refresh"]}]"#,
+        r#"time.sleep(config.get("delay", 0))
+for n in range(config.get("records", 4)):
+    out({"type": "RECORD", "record": {"stream": "s", "data": {"n": n}, "emitted_at": 1}})"#,
     )
 }
 

@@ -156,6 +156,37 @@ impl Sandbox {
     }
 }
 
+/// A scripted Python source, written into the sandbox as `name`: it answers
+/// `spec` (an object without properties), `check` (succeeded) and `discover`
+/// (`streams`: a Python list of AirbyteStream objects), and runs `read`: Python
+/// statements with `args`, `arg(flag)`, `config`, `out(message)`, `json`, `sys`
+/// and `time` in scope.
+pub fn python_source(sb: &Sandbox, name: &str, streams: &str, read: &str) -> PathBuf {
+    let read: Vec<String> = read.lines().map(|line| format!("    {line}")).collect();
+    sb.script(
+        name,
+        &format!(
+            r#"#!/usr/bin/env python3
+import json, sys, time
+args = sys.argv[1:]
+def out(m): print(json.dumps(m), flush=True)
+def arg(name): return args[args.index(name) + 1] if name in args else None
+if args[0] == "spec":
+    out({{"type": "SPEC", "spec": {{"connectionSpecification": {{"type": "object"}}}}}})
+    sys.exit(0)
+config = json.load(open(arg("--config"))) if arg("--config") else {{}}
+if args[0] == "check":
+    out({{"type": "CONNECTION_STATUS", "connectionStatus": {{"status": "SUCCEEDED"}}}})
+elif args[0] == "discover":
+    out({{"type": "CATALOG", "catalog": {{"streams": {streams}}}}})
+elif args[0] == "read":
+{read}
+"#,
+            read = read.join("\n")
+        ),
+    )
+}
+
 /// `airlock sync` of `source` (its name, then its flags) with `source_config` into
 /// the built-in local-json under `<sandbox>/root/out`, printing JSON, plus `extra`.
 pub fn sync_to_local_json_command(
