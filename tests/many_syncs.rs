@@ -258,6 +258,25 @@ fn two_workers_started_at_the_same_instant_exactly_one_runs() {
 /// the source to end.
 #[test]
 fn a_run_whose_lease_is_taken_over_stops_at_its_next_renewal() {
+    lease_taken_over_under(&[]);
+}
+
+/// The same with the destination in a Docker container: the stopped run leaves
+/// no container behind.
+#[test]
+fn a_run_in_docker_whose_lease_is_taken_over_stops_and_leaves_no_container() {
+    if !docker_ready() {
+        return;
+    }
+    let _serial = docker_lock();
+    docker_images();
+    lease_taken_over_under(&["--docker-image", "airlock/destination-dev-null:test"]);
+    assert_eq!(airlock_containers(), 0, "every container was removed");
+}
+
+/// A run into dev-null (with `destination` flags) under a source that has no
+/// state to commit for a minute; its lease is taken over once it holds it.
+fn lease_taken_over_under(destination: &[&str]) {
     let sb = Sandbox::new();
     let db = sb.path().join("state.db");
     let finished = sb.path().join("source-finished");
@@ -293,6 +312,7 @@ open("{finished}", "w").write("done")"#,
         "3",
         "--json",
     ])
+    .args(destination)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     let run = cmd.spawn().expect("spawn");

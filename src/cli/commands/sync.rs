@@ -239,6 +239,11 @@ pub(crate) async fn run(args: SyncArgs) -> Result<ExitCode, Failure> {
             print_sync_result(&result, args.json);
             Ok(ExitCode::SUCCESS)
         }
-        Err(error) => Err(sync_failure(error, args.json)),
+        Err(error) => {
+            // A run stopped mid-way (its lease lost) dropped its connectors; their
+            // containers are removed here, before this process exits under them.
+            airlock::executor::stop_all().await;
+            Err(sync_failure(error, args.json))
+        }
     }
 }
