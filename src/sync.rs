@@ -230,8 +230,10 @@ fn renew_all(
 ) -> Result<Option<StateError>, StateError> {
     for lease in leases {
         if store.renew_lease(lease, ttl)?.is_none() {
+            // Who holds it now is only for the message: lost is lost.
             let taken_by = store
-                .live_leases(&lease.name)?
+                .live_leases(&lease.name)
+                .unwrap_or_default()
                 .into_iter()
                 .find(|(name, _, _)| name == &lease.name)
                 .map(|(_, holder, _)| holder);
@@ -426,17 +428,18 @@ impl<'a> SyncJob<'a> {
         streams.dedup();
         // Streams that name every stream of the source are a run of all of them
         // (it may then keep a GLOBAL state: no other run can hold any stream).
-        if !streams.is_empty() {
-            let all = match self.input {
-                WriteInput::Source(source) => source
-                    .discover()
-                    .await?
-                    .streams
-                    .iter()
-                    .map(|s| StreamDescriptor::with_namespace(&s.name, s.namespace.clone()))
-                    .collect(),
-                WriteInput::ReadResult(read) => read.streams(),
-            };
+        // Only a source can say what all its streams are: a cached read may have
+        // read some of them.
+        if !streams.is_empty()
+            && let WriteInput::Source(source) = self.input
+        {
+            let all: Vec<StreamDescriptor> = source
+                .discover()
+                .await?
+                .streams
+                .iter()
+                .map(|s| StreamDescriptor::with_namespace(&s.name, s.namespace.clone()))
+                .collect();
             let named =
                 |d: &StreamDescriptor| streams.iter().any(|w| *w == d.name || *w == d.to_string());
             if !all.is_empty() && all.iter().all(named) {
@@ -522,17 +525,27 @@ impl<'a> SyncJob<'a> {
         let result = result?;
         // The last word: a run that lost its lease while ending (its last records
         // counted at completion) does not report success.
-        let (store, leases) = (held.store.clone(), held.leases.clone());
-        let location = store.location();
-        let check = tokio::task::spawn_blocking(move || renew_all(&store, &leases, ttl))
-            .await
-            .map_err(|_| {
-                SyncError::State(StateError::Postgres {
+        // (Asked twice before a store that does not answer fails the run: its
+        // states are all committed, so one blip should not cost a rerun.)
+        let mut check = Ok(None);
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            let (store, leases) = (held.store.clone(), held.leases.clone());
+            let location = store.location();
+            check = tokio::task::spawn_blocking(move || renew_all(&store, &leases, ttl))
+                .await
+                .map_err(|_| StateError::Postgres {
                     location,
                     reason: "checking the sync's lease failed".into(),
                 })
-            })?;
-        match check? {
+                .and_then(|checked| checked);
+            if check.is_ok() {
+                break;
+            }
+        }
+        match check.map_err(SyncError::State)? {
             Some(lost) => Err(SyncError::State(lost)),
             None => Ok(result),
         }

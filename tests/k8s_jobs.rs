@@ -175,6 +175,11 @@ fn k8s_jobs_refuse_what_a_pod_cannot_run_and_keep_job_names_apart() {
             pg,
             "the secret token is read from /tmp/token",
         ),
+        (
+            "",
+            r#"state_secret = { file = "state-url" }"#,
+            "state_secret is read from state-url",
+        ),
     ] {
         let out = run(&file(source, sync), &[]);
         assert_eq!(out.code, Some(2), "{source} {sync}: {}", out.stderr);

@@ -63,6 +63,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run, never moved in bulk"
+)]
 pub enum Command {
     /// Print a connector's spec (its config's JSON Schema).
     Spec(SpecArgs),

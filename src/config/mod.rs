@@ -259,28 +259,47 @@ pub fn validate(connector: &str, spec_schema: &Value, config: &Value) -> Result<
     }
 }
 
-/// A connection URL (`postgres://…`) without its password, for messages: the one in its user part and a
-/// `password=` parameter both show as `***`.
-pub fn url_without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// A connection URL split as the PostgreSQL driver reads it: the scheme, the
+/// credentials (which end at the first `@` anywhere after the scheme, so a
+/// password may hold `/` or `?`), the host and path, and the query.
+fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str, Option<&str>)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (credentials, rest) = match rest.split_once('@') {
+        Some((credentials, rest)) => (Some(credentials), rest),
+        None => (None, rest),
     };
-    let (rest, query) = match rest.split_once('?') {
-        Some((rest, query)) => (rest, Some(query)),
+    let (host, query) = match rest.split_once('?') {
+        Some((host, query)) => (host, Some(query)),
         None => (rest, None),
     };
-    let mut out = match rest.split_once('@') {
-        Some((auth, host)) => {
-            let user = auth.split_once(':').map_or(auth, |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => format!("{scheme}://{rest}"),
+    Some((scheme, credentials, host, query))
+}
+
+/// Whether a query parameter `key` (percent-decoded, as the driver decodes it)
+/// is the password.
+fn is_password_key(key: &str) -> bool {
+    percent_encoding::percent_decode_str(key).decode_utf8_lossy() == "password"
+}
+
+/// A connection URL (`postgres://…`) without its password, for messages: the
+/// one in its credentials and a `password=` parameter both show as `***`.
+pub fn url_without_password(url: &str) -> String {
+    let Some((scheme, credentials, host, query)) = url_parts(url) else {
+        return url.to_owned();
     };
+    let mut out = format!("{scheme}://");
+    if let Some(credentials) = credentials {
+        match credentials.split_once(':') {
+            Some((user, _)) => out.push_str(&format!("{user}:***@")),
+            None => out.push_str(&format!("{credentials}@")),
+        }
+    }
+    out.push_str(host);
     if let Some(query) = query {
         let params: Vec<String> = query
             .split('&')
             .map(|param| match param.split_once('=') {
-                Some((key, _)) if key == "password" => format!("{key}=***"),
+                Some((key, _)) if is_password_key(key) => format!("{key}=***"),
                 _ => param.to_owned(),
             })
             .collect();
@@ -291,20 +310,59 @@ pub fn url_without_password(url: &str) -> String {
 }
 
 /// Whether a connection URL carries a password (a secret, which belongs
-/// behind a reference, never in a file): in its user part or as a `password=`
-/// parameter.
+/// behind a reference, never in a file): in its credentials or as a
+/// `password=` parameter.
 pub fn url_holds_password(url: &str) -> bool {
-    let Some((_, rest)) = url.split_once("://") else {
+    let Some((_, credentials, _, query)) = url_parts(url) else {
         return false;
     };
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    rest.split_once('@')
-        .is_some_and(|(auth, _)| auth.contains(':'))
-        || query.split('&').any(|param| param.starts_with("password="))
+    credentials.is_some_and(|c| c.contains(':'))
+        || query.is_some_and(|q| {
+            q.split('&').any(|param| {
+                param
+                    .split_once('=')
+                    .is_some_and(|(key, _)| is_password_key(key))
+            })
+        })
 }
 
 #[cfg(test)]
 mod tests {
+    /// The password is found where the driver finds it: up to the first `@`
+    /// (so it may hold `?` or `/`), or as a `password` parameter, encoded or not.
+    #[test]
+    fn a_url_password_is_found_and_masked_wherever_the_driver_reads_it() {
+        for (url, shown) in [
+            ("postgres://u:pa?ss@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u:p/w@h:5432/db?sslmode=disable",
+                "postgres://u:***@h:5432/db?sslmode=disable",
+            ),
+            (
+                "postgres://u@h/db?password=x&a=b",
+                "postgres://u@h/db?password=***&a=b",
+            ),
+            (
+                "postgres://u@h/db?pass%77ord=x",
+                "postgres://u@h/db?pass%77ord=***",
+            ),
+        ] {
+            assert!(super::url_holds_password(url), "{url}");
+            assert_eq!(super::url_without_password(url), shown);
+        }
+        for url in [
+            "postgres://u@h/db",
+            "postgres://h/db?sslmode=disable",
+            "/tmp/state.db",
+        ] {
+            assert!(!super::url_holds_password(url), "{url}");
+        }
+        assert_eq!(
+            super::url_without_password("postgres://u@h/db"),
+            "postgres://u@h/db"
+        );
+    }
+
     use serde_json::json;
 
     use super::*;

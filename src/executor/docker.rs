@@ -279,6 +279,14 @@ fn live() -> &'static Mutex<HashSet<String>> {
     LIVE.get_or_init(Default::default)
 }
 
+/// Names of containers this process asked the engine to create and has not yet
+/// heard back about: a run dropped in that moment (Ctrl-C, a lost lease) leaves
+/// the engine to finish creating one that no id names yet.
+fn pending() -> &'static Mutex<HashSet<String>> {
+    static PENDING: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    PENDING.get_or_init(Default::default)
+}
+
 fn endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
@@ -359,23 +367,50 @@ fn process_alive(pid: i32) -> bool {
         .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
 }
 
-/// Removes every container this process still has running (on Ctrl-C).
+/// Removes every container this process still has running (on Ctrl-C), and
+/// those whose creation a dropped run cut short, once the engine has made them.
 pub async fn remove_live_containers() {
     let ids: Vec<String> = live()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .drain()
         .collect();
-    if ids.is_empty() {
+    let mut names: Vec<String> = pending()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .collect();
+    if ids.is_empty() && names.is_empty() {
         return;
     }
-    if let Ok(docker) = connect("airlock").await {
-        for id in ids {
-            let force = RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            };
-            let _ = docker.remove_container(&id, Some(force)).await;
+    let Ok(docker) = connect("airlock").await else {
+        return;
+    };
+    let force = || {
+        Some(RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        })
+    };
+    for id in ids {
+        let _ = docker.remove_container(&id, force()).await;
+    }
+    // A name the engine does not know yet may still be being created: asked
+    // again for a few seconds (a create takes well under one).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !names.is_empty() && tokio::time::Instant::now() < deadline {
+        let mut missing = Vec::new();
+        for name in names {
+            if let Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) = docker.remove_container(&name, force()).await
+            {
+                missing.push(name);
+            }
+        }
+        names = missing;
+        if !names.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -675,17 +710,26 @@ impl Executor for DockerExecutor {
             ..Default::default()
         };
         let name = format!("airlock-{}-{:08x}", sanitize(&self.name), fastrand_u32());
+        // Pending until the engine answers: if this run is dropped meanwhile, the
+        // name is all that finds the container (see remove_live_containers).
+        pending()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone());
         let created = docker
             .create_container(
                 Some(CreateContainerOptions {
-                    name: Some(name),
+                    name: Some(name.clone()),
                     ..Default::default()
                 }),
                 body,
             )
-            .await
-            .map_err(self.docker_error("create container"))?;
-        let id = created.id;
+            .await;
+        pending()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        let id = created.map_err(self.docker_error("create container"))?.id;
         live()
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -93,8 +93,8 @@ const SCHEMA: &str = "
 /// transaction take: a state commit or a lease is a few rows, so a call that
 /// runs this long is stuck (a partition, a lock held by a stuck session), and
 /// fails instead of hanging the run and holding its row locks.
-const SESSION_LIMITS: &str =
-    "-c statement_timeout=30000 -c lock_timeout=15000 -c idle_in_transaction_session_timeout=60000";
+const SESSION_LIMITS: &str = "SET statement_timeout = 30000; SET lock_timeout = 15000; \
+     SET idle_in_transaction_session_timeout = 60000";
 
 fn connect(url: &str) -> Result<Client, postgres::Error> {
     let mut config: postgres::Config = url.parse()?;
@@ -105,12 +105,11 @@ fn connect(url: &str) -> Result<Client, postgres::Error> {
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(10))
         .tcp_user_timeout(Duration::from_secs(30));
-    let options = match config.get_options() {
-        Some(given) => format!("{SESSION_LIMITS} {given}"),
-        None => SESSION_LIMITS.to_owned(),
-    };
-    config.options(&options);
-    config.connect(NoTls)
+    let mut client = config.connect(NoTls)?;
+    // Set once connected, not as startup options: poolers (PgBouncer) refuse
+    // those, and a store reached through one would not connect at all.
+    client.batch_execute(SESSION_LIMITS)?;
+    Ok(client)
 }
 
 impl PostgresBackend {

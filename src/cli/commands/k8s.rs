@@ -118,7 +118,10 @@ fn dns_name(text: &str) -> String {
     let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
     let mut stem = name;
     stem.truncate(63 - hash.len() - 1);
-    format!("{}-{hash}", stem.trim_matches('-'))
+    match stem.trim_matches('-') {
+        "" => hash, // nothing of the text was a letter or digit
+        stem => format!("{stem}-{hash}"),
+    }
 }
 
 /// What a Job cannot run, or would run wrong: the first problem, with its fix.
@@ -179,19 +182,28 @@ fn check_runnable(file: &SyncFile, args: &JobArgs, entry: &SyncEntry) -> Result<
             }
         }
         for (field, reference) in &connector.secrets {
-            let Some(path) = &reference.file else {
-                continue;
-            };
-            let reserved = [FILE_DIR, WRITABLE_DIRS[0].1, WRITABLE_DIRS[1].1];
-            if !path.is_absolute() || reserved.iter().any(|dir| path.starts_with(dir)) {
-                return Err(format!(
-                    "{what}: the secret {field} is read from {}, where the Job cannot mount \
-                     it; use an absolute path outside {} (e.g. /run/secrets/…)",
-                    path.display(),
-                    reserved.join(", ")
-                ));
+            if let Some(path) = &reference.file {
+                mountable(path, &format!("{what}: the secret {field}"))?;
             }
         }
+    }
+    if let Some(path) = entry.state_secret.as_ref().and_then(|r| r.file.as_ref()) {
+        mountable(path, &format!("[syncs.{sync}]: state_secret"))?;
+    }
+    Ok(())
+}
+
+/// Whether the Job can mount a secret file at `path` (absolute, outside the
+/// folders it mounts itself); else what is wrong, for `what`.
+fn mountable(path: &Path, what: &str) -> Result<(), String> {
+    let reserved = [FILE_DIR, WRITABLE_DIRS[0].1, WRITABLE_DIRS[1].1];
+    if !path.is_absolute() || reserved.iter().any(|dir| path.starts_with(dir)) {
+        return Err(format!(
+            "{what} is read from {}, where the Job cannot mount it; use an absolute path \
+             outside {} (e.g. /run/secrets/…)",
+            path.display(),
+            reserved.join(", ")
+        ));
     }
     Ok(())
 }
