@@ -221,6 +221,22 @@ impl Drop for HeldLease {
     }
 }
 
+/// Runs `work` on `store` off the async workers (a store's calls block); a
+/// task that died is named as `what` failing.
+async fn on_store<T: Send + 'static>(
+    store: &Arc<StateStore>,
+    what: &str,
+    work: impl FnOnce(&StateStore) -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    let (store, location) = (store.clone(), store.location());
+    tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .map_err(|_| StateError::Postgres {
+            location,
+            reason: format!("{what} failed"),
+        })?
+}
+
 /// Renews every lease of a run: `None` when all were renewed, else the loss of
 /// the first that was not (who holds it now, if anyone).
 fn renew_all(
@@ -457,18 +473,11 @@ impl<'a> SyncJob<'a> {
             ),
         };
         if !streams.is_empty() {
-            let stored = {
-                let (store, key) = (store.clone(), SyncKey::new(&source_name, &identity));
-                let location = store.location();
-                tokio::task::spawn_blocking(move || store.load(&key))
-                    .await
-                    .map_err(|_| {
-                        SyncError::State(StateError::Postgres {
-                            location,
-                            reason: "reading the stored states failed".into(),
-                        })
-                    })??
-            };
+            let key = SyncKey::new(&source_name, &identity);
+            let stored = on_store(&store, "reading the stored states", move |store| {
+                store.load(&key)
+            })
+            .await?;
             let shared = match (&stored.global, &stored.legacy) {
                 (Some(_), _) => Some(SharedState::Global),
                 (None, Some(_)) => Some(SharedState::Legacy),
@@ -532,15 +541,11 @@ impl<'a> SyncJob<'a> {
             if attempt > 0 {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
-            let (store, leases) = (held.store.clone(), held.leases.clone());
-            let location = store.location();
-            check = tokio::task::spawn_blocking(move || renew_all(&store, &leases, ttl))
-                .await
-                .map_err(|_| StateError::Postgres {
-                    location,
-                    reason: "checking the sync's lease failed".into(),
-                })
-                .and_then(|checked| checked);
+            let leases = held.leases.clone();
+            check = on_store(&held.store, "checking the sync's lease", move |store| {
+                renew_all(store, &leases, ttl)
+            })
+            .await;
             if check.is_ok() {
                 break;
             }
@@ -562,15 +567,13 @@ impl<'a> SyncJob<'a> {
     ) -> Result<Vec<Lease>, SyncError> {
         let holder = lease_holder();
         loop {
-            let (store_, names_, holder_, ttl, side, mine) = (
-                store.clone(),
+            let (names_, holder_, ttl, side) = (
                 names.to_vec(),
                 holder.clone(),
                 self.lease_ttl,
                 other_side.to_owned(),
-                names.to_vec(),
             );
-            let attempt = tokio::task::spawn_blocking(move || -> Result<_, StateError> {
+            let attempt = on_store(store, "taking the sync's lease", move |store_| {
                 let mut taken = Vec::new();
                 let release = |taken: &[Lease]| {
                     for lease in taken {
@@ -597,20 +600,14 @@ impl<'a> SyncJob<'a> {
                     .live_leases(&side)
                     .inspect_err(|_| release(&taken))?
                     .into_iter()
-                    .find(|(name, _, _)| !mine.contains(name));
+                    .find(|(name, _, _)| !names_.contains(name));
                 if let Some((name, holder, expires_at_ms)) = in_the_way {
                     release(&taken);
                     return Ok(Err((name, holder, expires_at_ms)));
                 }
                 Ok(Ok(taken))
             })
-            .await
-            .map_err(|_| {
-                SyncError::State(StateError::Postgres {
-                    location: store.location(),
-                    reason: "taking the sync's lease failed".into(),
-                })
-            })??;
+            .await?;
             let (name, other, expires_at_ms) = match attempt {
                 Ok(leases) => {
                     tracing::debug!(leases = leases.len(), "sync leases taken");

@@ -575,8 +575,7 @@ impl SyncFile {
                 );
             } else if let Some(state) = &entry.state
                 && state.contains("://")
-                && !state.starts_with("postgres://")
-                && !state.starts_with("postgresql://")
+                && !crate::config::is_postgres_url(state)
             {
                 checker.add(
                     at("state"),

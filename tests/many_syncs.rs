@@ -298,29 +298,11 @@ open("{finished}", "w").write("done")"#,
             finished = finished.display()
         ),
     );
-    let mut cmd = sb.airlock();
-    cmd.args([
-        "sync",
-        "--source",
-        "source-quiet",
-        "--source-local-executable",
-        source.to_str().unwrap(),
-        "--source-config",
-        "{}",
-        "--destination",
-        "destination-dev-null",
-        "--destination-config",
-        r#"{"test_destination":{"test_destination_type":"SILENT"}}"#,
-        "--state-db",
-        db.to_str().unwrap(),
-        "--no-cache",
-        "--lease-secs",
-        lease_secs,
-        "--json",
-    ])
-    .args(destination)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = scripted_sync(&sb, "source-quiet", &source, &db);
+    cmd.args(["--lease-secs", lease_secs])
+        .args(destination)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let run = cmd.spawn().expect("spawn");
     wait_for_lease(&db);
     // The takeover another worker would make once the lease ran out: the next
@@ -373,28 +355,9 @@ fn a_global_state_cannot_be_split_but_naming_every_stream_is_a_run_of_all() {
         "stream_states": [{"stream_descriptor": {"name": s}, "stream_state": {"n": n}} for s in ("a", "b")]}}})"#,
     );
     let run = |streams: &str| {
-        sb.run(
-            &[
-                "sync",
-                "--source",
-                "source-cdc",
-                "--source-local-executable",
-                source.to_str().unwrap(),
-                "--source-config",
-                "{}",
-                "--destination",
-                "destination-dev-null",
-                "--destination-config",
-                r#"{"test_destination":{"test_destination_type":"SILENT"}}"#,
-                "--state-db",
-                db.to_str().unwrap(),
-                "--streams",
-                streams,
-                "--no-cache",
-                "--json",
-            ],
-            None,
-        )
+        let mut cmd = scripted_sync(&sb, "source-cdc", &source, &db);
+        cmd.args(["--streams", streams]);
+        run_command(cmd, None)
     };
     let split = run("a");
     assert_ne!(split.code, Some(0), "{}", split.stderr);
@@ -660,6 +623,33 @@ fn a_killed_holder_is_replaced_once_its_lease_runs_out_and_every_record_arrives(
         })
         .collect();
     assert_eq!(ids.len(), 2000, "every user arrived");
+}
+
+/// `airlock sync` of the scripted source `name` at `source` into the silent
+/// dev-null, uncached, with its state in the SQLite file `db`, printing JSON.
+fn scripted_sync(
+    sb: &Sandbox,
+    name: &str,
+    source: &std::path::Path,
+    db: &std::path::Path,
+) -> Command {
+    let mut cmd = sb.airlock();
+    cmd.args(["sync", "--source", name, "--source-local-executable"])
+        .arg(source)
+        .args([
+            "--source-config",
+            "{}",
+            "--destination",
+            "destination-dev-null",
+        ])
+        .args([
+            "--destination-config",
+            r#"{"test_destination":{"test_destination_type":"SILENT"}}"#,
+        ])
+        .arg("--state-db")
+        .arg(db)
+        .args(["--no-cache", "--json"]);
+    cmd
 }
 
 /// The stored states, or none while the database has no table yet.

@@ -42,16 +42,17 @@ memory_limit_mib = 256
         check.stdout
     );
 
-    let run = sb.run(
-        &[
+    let sync = || {
+        let args = [
             "sync",
             "--file",
             file.to_str().unwrap(),
             "faker-to-lake",
             "--json",
-        ],
-        None,
-    );
+        ];
+        sb.run(&args, None)
+    };
+    let run = sync();
     run.expect_code(0);
     assert_eq!(run.json()["records_confirmed"], 120, "{}", run.stdout);
     let rows = std::fs::read_to_string(sb.path().join("root/lake/_airbyte_raw_users.jsonl"))
@@ -62,16 +63,7 @@ memory_limit_mib = 256
     assert!(sb.path().join("cache.sqlite").is_file());
 
     // A rerun resumes from the state the file's state database holds.
-    let again = sb.run(
-        &[
-            "sync",
-            "--file",
-            file.to_str().unwrap(),
-            "faker-to-lake",
-            "--json",
-        ],
-        None,
-    );
+    let again = sync();
     again.expect_code(0);
     assert_eq!(again.json()["resumed_from_state"], true, "{}", again.stdout);
 

@@ -5,7 +5,7 @@
 //! with errors that name the path, and masking of fields the spec marks
 //! `airbyte_secret`, in configs ([`redact`]) and in anything a connector says
 //! ([`SecretMask`]), and the password of a connection URL ([`url_without_password`],
-//! [`url_holds_password`]). It does not run connectors.
+//! [`url_holds_password`], [`is_postgres_url`]). It does not run connectors.
 
 mod mask;
 
@@ -257,6 +257,12 @@ pub fn validate(connector: &str, spec_schema: &Value, config: &Value) -> Result<
             violations,
         })
     }
+}
+
+/// Whether `location` is a PostgreSQL URL (`postgres://` or `postgresql://`)
+/// rather than a path.
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
 /// A connection URL split as the PostgreSQL driver reads it: the scheme, the

@@ -32,7 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether `location` is a PostgreSQL URL.
 pub(super) fn is_url(location: &str) -> bool {
-    location.starts_with("postgres://") || location.starts_with("postgresql://")
+    crate::config::is_postgres_url(location)
 }
 
 /// `url` without its password, for messages.

@@ -17,7 +17,51 @@ use crate::protocol::{AirbyteStateMessage, StateType};
 
 /// The schema version this build writes. Older databases are migrated on open;
 /// newer ones are refused rather than misread.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The schema's steps: step N takes a database of version N-1 to version N.
+const MIGRATIONS: [&str; 4] = [
+    // 1: states per stream, and GLOBAL/LEGACY states per pair.
+    "CREATE TABLE IF NOT EXISTS stream_state (
+         source        TEXT NOT NULL,
+         destination   TEXT NOT NULL,
+         has_namespace INTEGER NOT NULL,
+         namespace     TEXT NOT NULL,
+         stream        TEXT NOT NULL,
+         state_json    TEXT NOT NULL,
+         updated_at    INTEGER NOT NULL,
+         PRIMARY KEY (source, destination, has_namespace, namespace, stream)
+     );
+     CREATE TABLE IF NOT EXISTS pair_state (
+         source      TEXT NOT NULL,
+         destination TEXT NOT NULL,
+         kind        TEXT NOT NULL CHECK (kind IN ('GLOBAL', 'LEGACY')),
+         state_json  TEXT NOT NULL,
+         updated_at  INTEGER NOT NULL,
+         PRIMARY KEY (source, destination, kind)
+     );",
+    // 2: configs a connector replaced with CONTROL connectorConfig.
+    "CREATE TABLE IF NOT EXISTS connector_config (
+         connector   TEXT NOT NULL,
+         given_hash  TEXT NOT NULL,
+         config_json TEXT NOT NULL,
+         updated_at  INTEGER NOT NULL,
+         PRIMARY KEY (connector, given_hash)
+     );",
+    // 3: the store's own id, which cache positions are filed under, so a fresh
+    // state database knows nothing as confirmed.
+    "CREATE TABLE IF NOT EXISTS store_meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );",
+    // 4: leases, so that two runs of one sync cannot both commit.
+    "CREATE TABLE IF NOT EXISTS lease (
+         name       TEXT PRIMARY KEY,
+         holder     TEXT NOT NULL,
+         token      INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL
+     );",
+];
 
 /// States in a SQLite file.
 #[derive(Debug)]
@@ -136,76 +180,14 @@ impl SqliteBackend {
                 supported: SCHEMA_VERSION,
             });
         }
-        if version < 1 {
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS stream_state (
-                     source        TEXT NOT NULL,
-                     destination   TEXT NOT NULL,
-                     has_namespace INTEGER NOT NULL,
-                     namespace     TEXT NOT NULL,
-                     stream        TEXT NOT NULL,
-                     state_json    TEXT NOT NULL,
-                     updated_at    INTEGER NOT NULL,
-                     PRIMARY KEY (source, destination, has_namespace, namespace, stream)
-                 );
-                 CREATE TABLE IF NOT EXISTS pair_state (
-                     source      TEXT NOT NULL,
-                     destination TEXT NOT NULL,
-                     kind        TEXT NOT NULL CHECK (kind IN ('GLOBAL', 'LEGACY')),
-                     state_json  TEXT NOT NULL,
-                     updated_at  INTEGER NOT NULL,
-                     PRIMARY KEY (source, destination, kind)
-                 );
-                 PRAGMA user_version = 1;
-                 COMMIT;",
-            )
-            .map_err(sql)?;
-        }
-        if version < 2 {
-            // Version 2: configs a connector replaced with CONTROL connectorConfig.
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS connector_config (
-                     connector   TEXT NOT NULL,
-                     given_hash  TEXT NOT NULL,
-                     config_json TEXT NOT NULL,
-                     updated_at  INTEGER NOT NULL,
-                     PRIMARY KEY (connector, given_hash)
-                 );
-                 PRAGMA user_version = 2;
-                 COMMIT;",
-            )
-            .map_err(sql)?;
-        }
-        if version < 3 {
-            // Version 3: the store's own id, which cache positions are filed
-            // under, so a fresh state database knows nothing as confirmed.
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS store_meta (
-                     key   TEXT PRIMARY KEY,
-                     value TEXT NOT NULL
-                 );
-                 PRAGMA user_version = 3;
-                 COMMIT;",
-            )
-            .map_err(sql)?;
-        }
-        if version < 4 {
-            // Version 4: leases, so that two runs of one sync cannot both commit.
-            conn.execute_batch(
-                "BEGIN;
-                 CREATE TABLE IF NOT EXISTS lease (
-                     name       TEXT PRIMARY KEY,
-                     holder     TEXT NOT NULL,
-                     token      INTEGER NOT NULL,
-                     expires_at INTEGER NOT NULL
-                 );
-                 PRAGMA user_version = 4;
-                 COMMIT;",
-            )
-            .map_err(sql)?;
+        // Each step in its own transaction, with the version it reaches.
+        for (reached, step) in (1..).zip(MIGRATIONS) {
+            if version < reached {
+                conn.execute_batch(&format!(
+                    "BEGIN; {step} PRAGMA user_version = {reached}; COMMIT;"
+                ))
+                .map_err(sql)?;
+            }
         }
         let id = store_id(&conn, &path).map_err(sql)?;
         Ok(Self {

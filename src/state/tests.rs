@@ -14,6 +14,18 @@ fn stores() -> Vec<(&'static str, StateStore)> {
     stores
 }
 
+/// A store on a new database of the test server holding one state (stream `a`,
+/// cursor 1) of `src -> dst`: its URL, the store and the key.
+fn pg_store_with_a_state() -> Option<(String, StateStore, SyncKey)> {
+    let url = fresh_pg_database()?;
+    let store = StateStore::connect(&url).expect("connect");
+    let key = SyncKey::new("src", "dst");
+    store
+        .commit(&key, &[stream_state("a", None, 1)])
+        .expect("first");
+    Some((url, store, key))
+}
+
 /// A new, empty database on the test server, as a URL.
 fn fresh_pg_database() -> Option<String> {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -272,14 +284,9 @@ fn postgres_is_reached_by_url_with_its_password_never_shown() {
 /// again and the rerun's commit lands.
 #[test]
 fn postgres_going_away_is_a_named_error_and_the_next_commit_reconnects() {
-    let Some(url) = fresh_pg_database() else {
+    let Some((url, store, key)) = pg_store_with_a_state() else {
         return;
     };
-    let store = StateStore::connect(&url).expect("connect");
-    let key = SyncKey::new("src", "dst");
-    store
-        .commit(&key, &[stream_state("a", None, 1)])
-        .expect("first");
     let database = url.rsplit_once('/').expect("db").1.to_owned();
     let base = std::env::var("AIRLOCK_TEST_PG_URL").expect("url");
     let mut admin = ::postgres::Client::connect(&base, ::postgres::NoTls).expect("admin");
@@ -320,14 +327,9 @@ fn postgres_going_away_is_a_named_error_and_the_next_commit_reconnects() {
 /// gone the next commit lands.
 #[test]
 fn a_commit_blocked_by_a_stuck_lock_fails_instead_of_hanging() {
-    let Some(url) = fresh_pg_database() else {
+    let Some((url, store, key)) = pg_store_with_a_state() else {
         return;
     };
-    let store = StateStore::connect(&url).expect("connect");
-    let key = SyncKey::new("src", "dst");
-    store
-        .commit(&key, &[stream_state("a", None, 1)])
-        .expect("first");
     let mut stuck = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("stuck session");
     let mut hold = stuck.transaction().expect("begin");
     hold.batch_execute("LOCK TABLE airlock_stream_state IN ACCESS EXCLUSIVE MODE")

@@ -133,7 +133,7 @@ fn check_runnable(file: &SyncFile, args: &JobArgs, entry: &SyncEntry) -> Result<
         || entry
             .state
             .as_deref()
-            .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"));
+            .is_some_and(airlock::config::is_postgres_url);
     if !shared_state {
         return Err(format!(
             "sync {sync}: a Job keeps its state in PostgreSQL, shared by every pod; set \
