@@ -443,13 +443,36 @@ fn ensure_schema(conn: &mut Connection, schema: &str) -> Result<(), DestinationE
         &format!("looking up schema {schema:?}"),
     )?;
     if found.is_empty() {
-        run(
+        serialized_ddl(
             conn,
+            schema,
             &format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)),
             &format!("creating schema {schema:?}"),
         )?;
     }
     Ok(())
+}
+
+/// Runs `ddl` in a transaction that first takes an advisory lock on `schema`:
+/// PostgreSQL's `IF NOT EXISTS` does not hold against a concurrent creation (two
+/// writers at once, e.g. syncs fanned out by stream, collide on a unique index),
+/// so writers into one schema make its objects one at a time.
+fn serialized_ddl(
+    conn: &mut Connection,
+    schema: &str,
+    ddl: &str,
+    doing: &str,
+) -> Result<(), DestinationError> {
+    let lock = quote_literal(&format!("airbyte-ddl:{schema}"));
+    let done = run(
+        conn,
+        &format!("BEGIN; SELECT pg_advisory_xact_lock(hashtext({lock})); {ddl}; COMMIT"),
+        doing,
+    );
+    if done.is_err() {
+        let _ = run(conn, "ROLLBACK", "rolling back");
+    }
+    done.map(|_| ())
 }
 
 /// The columns of `schema.table` and their `data_type`, in order (none when it does not exist).
@@ -487,8 +510,9 @@ fn ensure_table(
     let existing = table_columns(conn, &layout.schema, &layout.table)?;
     let qualified = layout.qualified();
     if existing.is_empty() {
-        run(
+        serialized_ddl(
             conn,
+            &layout.schema,
             &format!(
                 "CREATE TABLE IF NOT EXISTS {qualified} ({})",
                 layout.column_definitions()
